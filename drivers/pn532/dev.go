@@ -1,0 +1,497 @@
+package pn532
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kazashi/kazashi/drivers/iso7816"
+)
+
+// Command codes (UM0701-02 chapter 7).
+const (
+	cmdDiagnose              byte = 0x00
+	cmdGetFirmwareVersion    byte = 0x02
+	cmdSAMConfiguration      byte = 0x14
+	cmdRFConfiguration       byte = 0x32
+	cmdInDataExchange        byte = 0x40
+	cmdInListPassiveTarget   byte = 0x4A
+	cmdInRelease             byte = 0x52
+	diagCardPresence         byte = 0x06
+	rfItemField              byte = 0x01
+	rfItemMaxRetries         byte = 0x05
+	rfItemAnalogTypeB        byte = 0x0C
+	brTy106B                 byte = 0x03
+	statusMoreInformation    byte = 0x40
+	statusErrorMask          byte = 0x3F
+	tgChaining               byte = 0x40
+	maxDataOut                    = 262 // InDataExchange DataOut limit
+	maxChainedResponseFrames      = 64  // bounds MI chaining from a misbehaving chip
+)
+
+// Errors callers branch on.
+var (
+	// ErrNoACK: the chip did not acknowledge a command in time.
+	ErrNoACK = errors.New("pn532: no ACK from chip")
+	// ErrTimeout: the host deadline passed before the response; the command
+	// was aborted with ACK.
+	ErrTimeout = errors.New("pn532: command timed out")
+	// ErrSyntax: the chip answered with the error frame.
+	ErrSyntax = errors.New("pn532: chip reported a syntax error")
+	// ErrNoTarget: polling found no card.
+	ErrNoTarget = errors.New("pn532: no target in the field")
+	// ErrUnsupported: the chip is not a PN532 with Type B support.
+	ErrUnsupported = errors.New("pn532: unsupported chip")
+	// ErrResponse: a response too short or otherwise malformed.
+	ErrResponse = errors.New("pn532: malformed response")
+	// ErrTargetLost is iso7816.ErrCardLost: the card left the field.
+	ErrTargetLost = iso7816.ErrCardLost
+)
+
+// StatusError is a non-zero status byte in an In* command response.
+type StatusError struct {
+	Cmd  byte
+	Code byte
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("pn532: command %02X status %02X (%s)", e.Cmd, e.Code, statusText(e.Code))
+}
+
+// Is makes errors.Is(err, ErrTargetLost) true for the codes that mean the
+// card is gone: timeout (no answer), released, Type B card disappeared.
+func (e *StatusError) Is(target error) bool {
+	if target != ErrTargetLost {
+		return false
+	}
+	switch e.Code {
+	case 0x01, 0x29, 0x2A, 0x2B:
+		return true
+	}
+	return false
+}
+
+func statusText(c byte) string {
+	switch c {
+	case 0x01:
+		return "timeout"
+	case 0x02:
+		return "CRC error"
+	case 0x03:
+		return "parity error"
+	case 0x0A:
+		return "RF field error"
+	case 0x0B:
+		return "RF protocol error"
+	case 0x13:
+		return "format error"
+	case 0x27:
+		return "wrong context"
+	case 0x29:
+		return "target released"
+	case 0x2A:
+		return "Type B card ID mismatch"
+	case 0x2B:
+		return "Type B card disappeared"
+	case 0x7F:
+		return "syntax error"
+	}
+	return "error"
+}
+
+// Opts configures a Dev.
+type Opts struct {
+	// ACKTimeout bounds the wait for the chip's ACK. The datasheet gives
+	// ≤ 15 ms; field boards and USB-UART bridges need more.
+	ACKTimeout time.Duration
+	// FirstACKTimeout is used for the first command after wake-up, while
+	// the chip's oscillator settles.
+	FirstACKTimeout time.Duration
+	// CommandTimeout bounds local commands and polling.
+	CommandTimeout time.Duration
+	// ExchangeTimeout bounds one InDataExchange, card processing included
+	// (a JPKI card has FWT ≈ 309 ms and may extend it with WTX).
+	ExchangeTimeout time.Duration
+	// PresenceTimeout bounds the card presence check; the chip takes a few
+	// hundred ms to answer when the card has gone.
+	PresenceTimeout time.Duration
+	// MaxRetries is MxRtyPassiveActivation: how many times the chip retries
+	// activation before InListPassiveTarget answers "no target". Never FF
+	// (forever) in a daemon: the chip would hold the line.
+	MaxRetries byte
+	// TypeBAnalog, when set, is written as RFConfiguration item 0C (analog
+	// settings for 106 kbps Type B: GsNOn, ModGsP, RxThresholdB).
+	TypeBAnalog []byte
+	// Logger gets frame-level debug logs. Nil means quiet.
+	Logger *slog.Logger
+}
+
+// DefaultOpts are sensible for a PN532 breakout on a Raspberry Pi UART.
+var DefaultOpts = Opts{
+	ACKTimeout:      100 * time.Millisecond,
+	FirstACKTimeout: 500 * time.Millisecond,
+	CommandTimeout:  1 * time.Second,
+	ExchangeTimeout: 3 * time.Second,
+	PresenceTimeout: 700 * time.Millisecond,
+	MaxRetries:      0x02,
+	TypeBAnalog:     []byte{0xFF, 0x04, 0x85},
+}
+
+// Firmware is the GetFirmwareVersion answer.
+type Firmware struct {
+	IC, Ver, Rev, Support byte
+}
+
+func (f Firmware) String() string {
+	return fmt.Sprintf("PN5%02X v%d.%d (support %02X)", f.IC, f.Ver, f.Rev, f.Support)
+}
+
+// Dev is a PN532 on a Transport. Its methods are safe for concurrent use;
+// commands run one at a time.
+type Dev struct {
+	mu   sync.Mutex
+	t    Transport
+	opts Opts
+	fw   Firmware
+	log  *slog.Logger
+}
+
+// New wakes the chip, aborts anything a previous host left running,
+// drains stale frames, configures the SAM (first command after wake-up),
+// checks the firmware and sets finite activation retries. It fails fast
+// when no PN532 answers.
+func New(ctx context.Context, t Transport, opts *Opts) (*Dev, error) {
+	o := DefaultOpts
+	if opts != nil {
+		o = *opts
+	}
+	d := &Dev{t: t, opts: o, log: o.Logger}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if err := d.init(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dev) init(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.t.Wake(ctx); err != nil {
+		return err
+	}
+	if err := d.t.WriteFrame(ctx, ACK); err != nil {
+		return err
+	}
+	if err := d.t.Drain(ctx); err != nil {
+		return err
+	}
+	// SAMConfiguration: normal mode, virtual-card timeout 0x14 (1 s), IRQ
+	// in use. It must be the first command after LowVbat wake-up; the first
+	// ACK may be lost while the chip starts, so retry once.
+	if _, err := d.retry(ctx, cmdSAMConfiguration, []byte{0x01, 0x14, 0x01}, d.opts.FirstACKTimeout); err != nil {
+		return fmt.Errorf("pn532: SAMConfiguration: %w", err)
+	}
+	r, err := d.retry(ctx, cmdGetFirmwareVersion, nil, d.opts.ACKTimeout)
+	if err != nil {
+		return fmt.Errorf("pn532: GetFirmwareVersion: %w", err)
+	}
+	if len(r) < 4 {
+		return fmt.Errorf("%w: firmware version % X", ErrResponse, r)
+	}
+	d.fw = Firmware{IC: r[0], Ver: r[1], Rev: r[2], Support: r[3]}
+	if d.fw.IC != 0x32 || d.fw.Support&0x02 == 0 {
+		return fmt.Errorf("%w: %v", ErrUnsupported, d.fw)
+	}
+	if _, err := d.command(ctx, cmdRFConfiguration, []byte{rfItemMaxRetries, 0x00, 0x01, d.opts.MaxRetries}, d.opts.CommandTimeout, d.opts.ACKTimeout); err != nil {
+		return fmt.Errorf("pn532: RFConfiguration MaxRetries: %w", err)
+	}
+	if len(d.opts.TypeBAnalog) == 3 {
+		if _, err := d.command(ctx, cmdRFConfiguration, append([]byte{rfItemAnalogTypeB}, d.opts.TypeBAnalog...), d.opts.CommandTimeout, d.opts.ACKTimeout); err != nil {
+			return fmt.Errorf("pn532: RFConfiguration Type B analog: %w", err)
+		}
+	}
+	d.log.Debug("pn532 ready", "firmware", d.fw.String())
+	return nil
+}
+
+// retry runs an idempotent command, once more if the ACK did not come.
+func (d *Dev) retry(ctx context.Context, cmd byte, params []byte, ackTimeout time.Duration) ([]byte, error) {
+	r, err := d.command(ctx, cmd, params, d.opts.CommandTimeout, ackTimeout)
+	if errors.Is(err, ErrNoACK) || errors.Is(err, ErrTimeout) {
+		if derr := d.t.Drain(ctx); derr != nil {
+			return nil, derr
+		}
+		r, err = d.command(ctx, cmd, params, d.opts.CommandTimeout, ackTimeout)
+	}
+	return r, err
+}
+
+// Firmware returns what the chip reported at New.
+func (d *Dev) Firmware() Firmware { return d.fw }
+
+func (d *Dev) String() string { return "pn532 " + d.fw.String() }
+
+// Command runs one command and returns the response data after the
+// response code. timeout bounds the wait for the response (0 means
+// CommandTimeout).
+func (d *Dev) Command(ctx context.Context, cmd byte, params []byte, timeout time.Duration) ([]byte, error) {
+	if timeout == 0 {
+		timeout = d.opts.CommandTimeout
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.command(ctx, cmd, params, timeout, d.opts.ACKTimeout)
+}
+
+// command runs command → ACK → response. On a host deadline it sends ACK,
+// which makes the chip abandon the command.
+func (d *Dev) command(ctx context.Context, cmd byte, params []byte, timeout, ackTimeout time.Duration) ([]byte, error) {
+	frame, err := Encode(TFIHost, append([]byte{cmd}, params...))
+	if err != nil {
+		return nil, err
+	}
+	d.log.Debug("pn532 >", "frame", fmt.Sprintf("% X", frame))
+	if err := d.t.WriteFrame(ctx, frame); err != nil {
+		return nil, err
+	}
+	if err := d.waitACK(ctx, cmd, ackTimeout); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	nacks := 0
+	for {
+		f, err := d.t.ReadFrame(rctx)
+		switch {
+		case errors.Is(err, ErrChecksum) || errors.Is(err, ErrLength):
+			// Ask the chip to send its response again (NACK), twice at most.
+			if nacks++; nacks > 2 {
+				d.abort(ctx)
+				return nil, fmt.Errorf("pn532: command %02X: %w", cmd, err)
+			}
+			if werr := d.t.WriteFrame(ctx, NACK); werr != nil {
+				return nil, werr
+			}
+			continue
+		case err != nil:
+			if rctx.Err() != nil {
+				d.abort(ctx)
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("pn532: command %02X: %w", cmd, ctx.Err())
+				}
+				return nil, fmt.Errorf("%w: command %02X after %v", ErrTimeout, cmd, timeout)
+			}
+			return nil, err
+		}
+		switch f.Kind {
+		case KindError:
+			return nil, fmt.Errorf("%w (command %02X)", ErrSyntax, cmd)
+		case KindInfo:
+			if f.TFI == TFIChip && len(f.Data) > 0 && f.Data[0] == cmd+1 {
+				d.log.Debug("pn532 <", "data", fmt.Sprintf("% X", f.Data))
+				return f.Data[1:], nil
+			}
+			d.log.Debug("pn532: skipping stale frame", "tfi", f.TFI, "data", fmt.Sprintf("% X", f.Data))
+		}
+		// ACK/NACK here, or a stale response: keep waiting.
+	}
+}
+
+func (d *Dev) waitACK(ctx context.Context, cmd byte, timeout time.Duration) error {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		f, err := d.t.ReadFrame(actx)
+		if err != nil {
+			if errors.Is(err, ErrChecksum) || errors.Is(err, ErrLength) {
+				continue // noise on the line; the ACK may still come
+			}
+			if actx.Err() != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("%w: command %02X within %v", ErrNoACK, cmd, timeout)
+			}
+			return err
+		}
+		switch f.Kind {
+		case KindACK:
+			return nil
+		case KindError:
+			return fmt.Errorf("%w (command %02X)", ErrSyntax, cmd)
+		}
+		d.log.Debug("pn532: frame before ACK dropped", "kind", f.Kind.String())
+	}
+}
+
+// abort sends ACK so the chip drops the running command; best effort.
+func (d *Dev) abort(ctx context.Context) {
+	if err := d.t.WriteFrame(context.WithoutCancel(ctx), ACK); err != nil {
+		d.log.Debug("pn532: abort", "err", err)
+	}
+}
+
+// TargetB is an activated ISO/IEC 14443-4 Type B card.
+type TargetB struct {
+	Tg       byte
+	PUPI     [4]byte
+	AppData  [4]byte
+	ProtInfo [3]byte
+	// ATTRIBRes is the card's answer to the ATTRIB the chip sent.
+	ATTRIBRes []byte
+}
+
+// MaxFrameSize is the card's maximum frame size from ProtInfo.
+func (t *TargetB) MaxFrameSize() int {
+	sizes := []int{16, 24, 32, 40, 48, 64, 96, 128, 256}
+	if i := int(t.ProtInfo[1] >> 4); i < len(sizes) {
+		return sizes[i]
+	}
+	return 256
+}
+
+// FWT is the card's frame waiting time from ProtInfo (FWI).
+func (t *TargetB) FWT() time.Duration {
+	fwi := t.ProtInfo[2] >> 4
+	if fwi == 15 {
+		fwi = 4 // RFU: ISO/IEC 14443-3 says treat as 4
+	}
+	cycles := int64(4096) << fwi // carrier cycles at 13.56 MHz
+	return time.Duration(cycles * int64(time.Second) / 13_560_000)
+}
+
+// ListTypeB polls once for a 106 kbps Type B card (AFI 00, all families)
+// and returns it activated, or ErrNoTarget.
+func (d *Dev) ListTypeB(ctx context.Context) (*TargetB, error) {
+	r, err := d.Command(ctx, cmdInListPassiveTarget, []byte{0x01, brTy106B, 0x00}, 0)
+	if err != nil {
+		return nil, err
+	}
+	return parseTypeB(r)
+}
+
+func parseTypeB(r []byte) (*TargetB, error) {
+	if len(r) < 1 {
+		return nil, fmt.Errorf("%w: empty InListPassiveTarget answer", ErrResponse)
+	}
+	if r[0] == 0 {
+		return nil, ErrNoTarget
+	}
+	// NbTg Tg ATQB(12: 50 PUPI AppData ProtInfo) ATTRIB_RES length, ATTRIB_RES
+	if len(r) < 1+1+12+1 || r[2] != 0x50 {
+		return nil, fmt.Errorf("%w: Type B target % X", ErrResponse, r)
+	}
+	t := &TargetB{Tg: r[1]}
+	copy(t.PUPI[:], r[3:7])
+	copy(t.AppData[:], r[7:11])
+	copy(t.ProtInfo[:], r[11:14])
+	n := int(r[14])
+	if len(r) < 15+n {
+		return nil, fmt.Errorf("%w: ATTRIB_RES length %d in % X", ErrResponse, n, r)
+	}
+	t.ATTRIBRes = append([]byte(nil), r[15:15+n]...)
+	return t, nil
+}
+
+// DataExchange sends data to target tg through the chip's ISO-DEP and
+// returns the answer, following the chip's MI chaining and chaining long
+// host data.
+func (d *Dev) DataExchange(ctx context.Context, tg byte, data []byte) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(data) > maxDataOut {
+		if _, err := d.exchange(ctx, tg|tgChaining, data[:maxDataOut]); err != nil {
+			return nil, err
+		}
+		data = data[maxDataOut:]
+	}
+	r, err := d.exchange(ctx, tg, data)
+	if err != nil {
+		return nil, err
+	}
+	out := r[1:]
+	for i := 0; r[0]&statusMoreInformation != 0; i++ {
+		if i == maxChainedResponseFrames {
+			return nil, fmt.Errorf("%w: endless MI chaining", ErrResponse)
+		}
+		if r, err = d.exchange(ctx, tg, nil); err != nil {
+			return nil, err
+		}
+		out = append(out, r[1:]...)
+	}
+	return out, nil
+}
+
+func (d *Dev) exchange(ctx context.Context, tg byte, data []byte) ([]byte, error) {
+	r, err := d.command(ctx, cmdInDataExchange, append([]byte{tg}, data...), d.opts.ExchangeTimeout, d.opts.ACKTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if len(r) < 1 {
+		return nil, fmt.Errorf("%w: InDataExchange without status", ErrResponse)
+	}
+	if c := r[0] & statusErrorMask; c != 0 {
+		return nil, &StatusError{Cmd: cmdInDataExchange, Code: c}
+	}
+	return r, nil
+}
+
+// Present reports whether the activated target still answers (Diagnose
+// NumTst 06, card presence: status 00 when present).
+func (d *Dev) Present(ctx context.Context) (bool, error) {
+	r, err := d.Command(ctx, cmdDiagnose, []byte{diagCardPresence}, d.opts.PresenceTimeout)
+	if err != nil {
+		return false, err
+	}
+	if len(r) < 1 {
+		return false, fmt.Errorf("%w: presence answer", ErrResponse)
+	}
+	return r[0] == 0x00, nil
+}
+
+// Release releases all targets (InRelease 00).
+func (d *Dev) Release(ctx context.Context) error {
+	r, err := d.Command(ctx, cmdInRelease, []byte{0x00}, 0)
+	if err != nil {
+		return err
+	}
+	if len(r) >= 1 && r[0]&statusErrorMask != 0 {
+		return &StatusError{Cmd: cmdInRelease, Code: r[0] & statusErrorMask}
+	}
+	return nil
+}
+
+// RFField switches the RF field on or off.
+func (d *Dev) RFField(ctx context.Context, on bool) error {
+	v := byte(0x00)
+	if on {
+		v = 0x01
+	}
+	_, err := d.Command(ctx, cmdRFConfiguration, []byte{rfItemField, v}, 0)
+	return err
+}
+
+// Halt switches the field off; the chip stays powered and reachable (no
+// PowerDown, which leaves some boards unreachable).
+func (d *Dev) Halt() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = d.Release(ctx)
+	return d.RFField(ctx, false)
+}
+
+// Card is a Type B target seen as an ISO 7816 card.
+type Card struct {
+	Dev    *Dev
+	Target *TargetB
+}
+
+// Transmit sends one APDU.
+func (c *Card) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
+	return c.Dev.DataExchange(ctx, c.Target.Tg, apdu)
+}

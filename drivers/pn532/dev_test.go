@@ -1,0 +1,348 @@
+package pn532
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/drivers/iso7816"
+)
+
+// step is one host write the chip expects, byte for byte, and what the
+// chip sends back after it.
+type step struct {
+	host []byte
+	chip []byte
+}
+
+// playback is a byte-exact recorded conversation with a PN532 on HSU, in
+// the style of periph's conntest: a write that differs from the recording
+// fails the test, and so does a recorded step left unused.
+type playback struct {
+	t       *testing.T
+	mu      sync.Mutex
+	steps   []step
+	pending []byte
+	cond    *sync.Cond
+	closed  bool
+}
+
+func newPlayback(t *testing.T, initial []byte, steps ...step) *playback {
+	p := &playback{t: t, steps: steps, pending: append([]byte(nil), initial...)}
+	p.cond = sync.NewCond(&p.mu)
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.closed = true
+		p.cond.Broadcast()
+		if len(p.steps) > 0 {
+			t.Errorf("unused recorded steps; next host write expected: % X", p.steps[0].host)
+		}
+	})
+	return p
+}
+
+func (p *playback) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.steps) == 0 {
+		p.t.Errorf("unexpected host write % X", b)
+		return 0, fmt.Errorf("unexpected write")
+	}
+	s := p.steps[0]
+	if !bytes.Equal(b, s.host) {
+		p.t.Errorf("host wrote\n  % X\nwant\n  % X", b, s.host)
+		return 0, fmt.Errorf("mismatched write")
+	}
+	p.steps = p.steps[1:]
+	p.pending = append(p.pending, s.chip...)
+	p.cond.Broadcast()
+	return len(b), nil
+}
+
+func (p *playback) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.pending) == 0 && !p.closed {
+		p.cond.Wait()
+	}
+	if p.closed {
+		return 0, errors.New("closed")
+	}
+	n := copy(b, p.pending)
+	p.pending = p.pending[n:]
+	return n, nil
+}
+
+// host and chip build information frames from datasheet-style hex.
+func host(t testing.TB, s string) []byte { return frameOf(t, "D4 "+s) }
+func chip(t testing.TB, s string) []byte { return frameOf(t, "D5 "+s) }
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// initSteps is the start-up conversation New must have with a PN532.
+func initSteps(t *testing.T) []step {
+	return []step{
+		{host: hsuWakeUp},
+		{host: ACK},
+		{host: host(t, "14 01 14 01"), chip: cat(ACK, chip(t, "15"))},
+		{host: host(t, "02"), chip: cat(ACK, chip(t, "03 32 01 06 07"))},
+		{host: host(t, "32 05 00 01 02"), chip: cat(ACK, chip(t, "33"))},
+		{host: host(t, "32 0C FF 04 85"), chip: cat(ACK, chip(t, "33"))},
+	}
+}
+
+func testOpts() *Opts {
+	o := DefaultOpts
+	o.ACKTimeout = 50 * time.Millisecond
+	o.CommandTimeout = 200 * time.Millisecond
+	o.ExchangeTimeout = 200 * time.Millisecond
+	o.PresenceTimeout = 200 * time.Millisecond
+	return &o
+}
+
+func newDev(t *testing.T, initial []byte, more ...step) *Dev {
+	t.Helper()
+	pb := newPlayback(t, initial, append(initSteps(t), more...)...)
+	u := NewUART(pb)
+	t.Cleanup(func() { u.Close() })
+	d, err := New(context.Background(), u, testOpts())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func TestNewInitSequence(t *testing.T) {
+	d := newDev(t, nil)
+	if got := d.Firmware(); got != (Firmware{IC: 0x32, Ver: 1, Rev: 6, Support: 7}) {
+		t.Fatalf("firmware %v", got)
+	}
+}
+
+func TestNewDrainsStaleResponse(t *testing.T) {
+	// A previous host left an InListPassiveTarget answer on the line.
+	newDev(t, chip(t, "4B 00"))
+}
+
+func TestNewRejectsChipWithoutTypeB(t *testing.T) {
+	pb := newPlayback(t, nil,
+		step{host: hsuWakeUp},
+		step{host: ACK},
+		step{host: host(t, "14 01 14 01"), chip: cat(ACK, chip(t, "15"))},
+		step{host: host(t, "02"), chip: cat(ACK, chip(t, "03 32 01 06 01"))},
+	)
+	u := NewUART(pb)
+	defer u.Close()
+	if _, err := New(context.Background(), u, testOpts()); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("New = %v, want ErrUnsupported", err)
+	}
+}
+
+func TestNewRetriesLostFirstACK(t *testing.T) {
+	pb := newPlayback(t, nil, append([]step{
+		{host: hsuWakeUp},
+		{host: ACK},
+		{host: host(t, "14 01 14 01")}, // chip still waking: silence
+	}, initSteps(t)[2:]...)...)
+	u := NewUART(pb)
+	defer u.Close()
+	o := testOpts()
+	o.FirstACKTimeout = 50 * time.Millisecond
+	if _, err := New(context.Background(), u, o); err != nil {
+		t.Fatalf("New: %v", err)
+	}
+}
+
+func TestNewNoChip(t *testing.T) {
+	pb := newPlayback(t, nil,
+		step{host: hsuWakeUp}, step{host: ACK},
+		step{host: host(t, "14 01 14 01")}, step{host: host(t, "14 01 14 01")},
+	)
+	u := NewUART(pb)
+	defer u.Close()
+	o := testOpts()
+	o.FirstACKTimeout = 30 * time.Millisecond
+	if _, err := New(context.Background(), u, o); !errors.Is(err, ErrNoACK) {
+		t.Fatalf("New = %v, want ErrNoACK", err)
+	}
+}
+
+func TestListTypeB(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "4A 01 03 00"), chip: cat(ACK, chip(t, "4B 00"))},
+		step{host: host(t, "4A 01 03 00"), chip: cat(ACK, chip(t, "4B 01 01 50 12 34 56 78 00 00 00 00 B3 81 A1 01 00"))},
+	)
+	if _, err := d.ListTypeB(context.Background()); !errors.Is(err, ErrNoTarget) {
+		t.Fatalf("empty field: %v", err)
+	}
+	tg, err := d.ListTypeB(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Tg != 1 || tg.PUPI != [4]byte{0x12, 0x34, 0x56, 0x78} || tg.MaxFrameSize() != 256 || !bytes.Equal(tg.ATTRIBRes, []byte{0x00}) {
+		t.Fatalf("target %+v", tg)
+	}
+	// FWI 10: 4096 × 2^10 / 13.56 MHz ≈ 309 ms.
+	if fwt := tg.FWT(); fwt < 309*time.Millisecond || fwt > 310*time.Millisecond {
+		t.Fatalf("FWT %v", fwt)
+	}
+}
+
+func TestParseTypeBMalformed(t *testing.T) {
+	for _, r := range []string{"", "01 01 50 12", "01 01 51 12 34 56 78 00 00 00 00 B3 81 A1 01 00", "01 01 50 12 34 56 78 00 00 00 00 B3 81 A1 05 00"} {
+		if _, err := parseTypeB(hx(t, r)); !errors.Is(err, ErrResponse) {
+			t.Errorf("parseTypeB(%s) = %v, want ErrResponse", r, err)
+		}
+	}
+}
+
+func TestDataExchangeMIChaining(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "40 01 00 B0 00 00 00"), chip: cat(ACK, chip(t, "41 40 30 82"))},
+		step{host: host(t, "40 01"), chip: cat(ACK, chip(t, "41 40 01 0A"))},
+		step{host: host(t, "40 01"), chip: cat(ACK, chip(t, "41 00 90 00"))},
+	)
+	got, err := d.DataExchange(context.Background(), 1, hx(t, "00 B0 00 00 00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := hx(t, "30 82 01 0A 90 00"); !bytes.Equal(got, want) {
+		t.Fatalf("got % X want % X", got, want)
+	}
+}
+
+func TestDataExchangeHostChaining(t *testing.T) {
+	long := bytes.Repeat([]byte{0xAB}, maxDataOut+10)
+	first, _ := Encode(TFIHost, append([]byte{0x40, 0x41}, long[:maxDataOut]...))
+	last, _ := Encode(TFIHost, append([]byte{0x40, 0x01}, long[maxDataOut:]...))
+	d := newDev(t, nil,
+		step{host: first, chip: cat(ACK, chip(t, "41 00"))},
+		step{host: last, chip: cat(ACK, chip(t, "41 00 90 00"))},
+	)
+	got, err := d.DataExchange(context.Background(), 1, long)
+	if err != nil || !bytes.Equal(got, hx(t, "90 00")) {
+		t.Fatalf("got % X, %v", got, err)
+	}
+}
+
+func TestDataExchangeExtendedResponse(t *testing.T) {
+	body := append([]byte{0x41, 0x00}, bytes.Repeat([]byte{0x5A}, 256)...)
+	body = append(body, 0x90, 0x00)
+	resp, _ := Encode(TFIChip, body)
+	d := newDev(t, nil, step{host: host(t, "40 01 00 B0 00 00 00"), chip: cat(ACK, resp)})
+	got, err := d.DataExchange(context.Background(), 1, hx(t, "00 B0 00 00 00"))
+	if err != nil || len(got) != 258 {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+}
+
+func TestDataExchangeCardGone(t *testing.T) {
+	d := newDev(t, nil, step{host: host(t, "40 01 00 B0 00 00 00"), chip: cat(ACK, chip(t, "41 01"))})
+	_, err := d.DataExchange(context.Background(), 1, hx(t, "00 B0 00 00 00"))
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != 0x01 || !errors.Is(err, iso7816.ErrCardLost) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestDataExchangeOtherStatusIsNotLoss(t *testing.T) {
+	d := newDev(t, nil, step{host: host(t, "40 01 00"), chip: cat(ACK, chip(t, "41 02"))})
+	_, err := d.DataExchange(context.Background(), 1, hx(t, "00"))
+	if err == nil || errors.Is(err, ErrTargetLost) {
+		t.Fatalf("CRC error reported as %v", err)
+	}
+}
+
+func TestTimeoutAbortsWithACK(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "40 01 00 B0 00 00 00"), chip: ACK}, // then silence
+		step{host: ACK}, // the abort
+	)
+	start := time.Now()
+	_, err := d.DataExchange(context.Background(), 1, hx(t, "00 B0 00 00 00"))
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err %v, want ErrTimeout", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("took %v", el)
+	}
+}
+
+func TestContextCancelAborts(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "4A 01 03 00"), chip: ACK},
+		step{host: ACK},
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := d.ListTypeB(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestNoACK(t *testing.T) {
+	d := newDev(t, nil, step{host: host(t, "02")})
+	if _, err := d.Command(context.Background(), 0x02, nil, 0); !errors.Is(err, ErrNoACK) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestErrorFrame(t *testing.T) {
+	d := newDev(t, nil, step{host: host(t, "99"), chip: cat(ACK, ErrorFrame)})
+	if _, err := d.Command(context.Background(), 0x99, nil, 0); !errors.Is(err, ErrSyntax) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestBadChecksumGetsNACK(t *testing.T) {
+	bad := chip(t, "03 32 01 06 07")
+	bad[len(bad)-2] ^= 0xFF
+	d := newDev(t, nil,
+		step{host: host(t, "02"), chip: cat(ACK, bad)},
+		step{host: NACK, chip: chip(t, "03 32 01 06 07")},
+	)
+	r, err := d.Command(context.Background(), 0x02, nil, 0)
+	if err != nil || !bytes.Equal(r, hx(t, "32 01 06 07")) {
+		t.Fatalf("got % X, %v", r, err)
+	}
+}
+
+func TestStaleResponseSkipped(t *testing.T) {
+	// An answer to an earlier command arrives before ours.
+	d := newDev(t, nil, step{host: host(t, "02"), chip: cat(ACK, chip(t, "4B 00"), chip(t, "03 32 01 06 07"))})
+	r, err := d.Command(context.Background(), 0x02, nil, 0)
+	if err != nil || !bytes.Equal(r, hx(t, "32 01 06 07")) {
+		t.Fatalf("got % X, %v", r, err)
+	}
+}
+
+func TestPresent(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "00 06"), chip: cat(ACK, chip(t, "01 00"))},
+		step{host: host(t, "00 06"), chip: cat(ACK, chip(t, "01 01"))},
+	)
+	for _, want := range []bool{true, false} {
+		got, err := d.Present(context.Background())
+		if err != nil || got != want {
+			t.Fatalf("Present = %v, %v; want %v", got, err, want)
+		}
+	}
+}
+
+func TestReleaseAndField(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "52 00"), chip: cat(ACK, chip(t, "53 00"))},
+		step{host: host(t, "32 01 00"), chip: cat(ACK, chip(t, "33"))},
+	)
+	if err := d.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RFField(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+}
