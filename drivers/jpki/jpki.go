@@ -1,0 +1,229 @@
+// Package jpki reads the JPKI application (公的個人認証 AP) of a My Number
+// Card, or of a phone that carries its certificates, over any ISO 7816
+// card. It identifies the holder device by the token label in EF 0006,
+// never by ATR/ATQB, reads certificates with short READ BINARY commands
+// and queries PIN retry counters without ever presenting a PIN.
+package jpki
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kazashi/kazashi/drivers/iso7816"
+)
+
+// AID of the JPKI AP.
+var AID = []byte{0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}
+
+// Elementary files of the JPKI AP.
+const (
+	EFSignCert  uint16 = 0x0001 // signature certificate (needs the signature password)
+	EFSignCA    uint16 = 0x0002 // its CA certificate
+	EFToken     uint16 = 0x0006 // token label, 32 bytes
+	EFCertAvail uint16 = 0x0008 // certificate availability
+	EFAuthCert  uint16 = 0x000A // user-authentication certificate
+	EFAuthCA    uint16 = 0x000B // its CA certificate
+	EFAuthPIN   uint16 = 0x0018 // user-authentication PIN (4 digits, 3 tries)
+	EFSignPIN   uint16 = 0x001B // signature password (6–16 chars, 5 tries)
+)
+
+// Holder is the kind of device carrying the JPKI AP, from its token label.
+type Holder string
+
+// Holders by token label.
+const (
+	HolderCard     Holder = "mynumber-card"  // JPKIAPICCTOKEN2
+	HolderJukiCard Holder = "juki-card"      // JPKIAPICCTOKEN (old Basic Resident Register card)
+	HolderAndroid  Holder = "android-phone"  // JPKIAPGPSETOKEN
+	HolderIPhone   Holder = "iphone"         // JPKIAPIOSTOKEN
+	HolderUnknown  Holder = "unknown-holder" // any other label
+)
+
+var labels = []struct {
+	label  string
+	holder Holder
+}{
+	// Longest first: JPKIAPICCTOKEN is a prefix of JPKIAPICCTOKEN2.
+	{"JPKIAPICCTOKEN2", HolderCard},
+	{"JPKIAPICCTOKEN", HolderJukiCard},
+	{"JPKIAPGPSETOKEN", HolderAndroid},
+	{"JPKIAPIOSTOKEN", HolderIPhone},
+}
+
+// Errors callers branch on.
+var (
+	// ErrNotJPKI: the card has no JPKI AP.
+	ErrNotJPKI = errors.New("jpki: no JPKI application on this card")
+	// ErrAccessDenied: the file needs a PIN first (6982), e.g. the
+	// authentication certificate on an Android phone.
+	ErrAccessDenied = errors.New("jpki: access to the file needs a PIN")
+	// ErrBlocked: the PIN is blocked; only the municipal office can reset it.
+	ErrBlocked = errors.New("jpki: PIN blocked")
+	// ErrMalformed: the card returned bytes that do not parse.
+	ErrMalformed = errors.New("jpki: malformed data from card")
+)
+
+// maxFileSize is the largest file READ BINARY can reach with a 15-bit
+// offset and one final 256-byte read.
+const maxFileSize = 0x7FFF + 256
+
+// SelectAP selects the JPKI AP by name.
+func SelectAP(ctx context.Context, card iso7816.Card) error {
+	_, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xA4, P1: 0x04, P2: 0x0C, Data: AID})
+	var se *iso7816.StatusError
+	if errors.As(err, &se) && (se.SW == iso7816.SWFileNotFound || se.SW == iso7816.SWWrongP1P2) {
+		return fmt.Errorf("%w (SW %04X)", ErrNotJPKI, se.SW)
+	}
+	if err != nil {
+		return fmt.Errorf("jpki: select AP: %w", err)
+	}
+	return nil
+}
+
+// SelectEF selects an elementary file of the current AP by file ID.
+func SelectEF(ctx context.Context, card iso7816.Card, fid uint16) error {
+	_, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{byte(fid >> 8), byte(fid)}})
+	if err != nil {
+		return fmt.Errorf("jpki: select EF %04X: %w", fid, err)
+	}
+	return nil
+}
+
+// ReadBinary reads n bytes (1..256) at offset from the selected EF.
+func ReadBinary(ctx context.Context, card iso7816.Card, offset, n int) ([]byte, error) {
+	if offset < 0 || offset > 0x7FFF || n < 1 || n > 256 {
+		return nil, fmt.Errorf("jpki: READ BINARY offset %d length %d out of range", offset, n)
+	}
+	b, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xB0, P1: byte(offset >> 8), P2: byte(offset), Le: n})
+	var se *iso7816.StatusError
+	if errors.As(err, &se) && se.SW == iso7816.SWSecurityNotSatisfied {
+		return nil, fmt.Errorf("%w (SW %04X)", ErrAccessDenied, se.SW)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jpki: read binary at %d: %w", offset, err)
+	}
+	return b, nil
+}
+
+// Token is the parsed token label of EF 0006.
+type Token struct {
+	Label  string
+	Holder Holder
+}
+
+// ReadToken selects the JPKI AP and reads the token label.
+func ReadToken(ctx context.Context, card iso7816.Card) (Token, error) {
+	if err := SelectAP(ctx, card); err != nil {
+		return Token{}, err
+	}
+	if err := SelectEF(ctx, card, EFToken); err != nil {
+		return Token{}, err
+	}
+	b, err := ReadBinary(ctx, card, 0, 32)
+	if err != nil {
+		return Token{}, err
+	}
+	return ParseToken(b), nil
+}
+
+// ParseToken reads a token label, padded with spaces or NULs.
+func ParseToken(b []byte) Token {
+	label := string(bytes.TrimRight(b, " \x00"))
+	for _, l := range labels {
+		if label == l.label {
+			return Token{Label: label, Holder: l.holder}
+		}
+	}
+	return Token{Label: label, Holder: HolderUnknown}
+}
+
+// ReadCertificate selects fid in the JPKI AP (already selected) and reads
+// one DER certificate: first its header, then the rest in chunks of at most
+// 256 bytes, so no read goes past the end of the file.
+func ReadCertificate(ctx context.Context, card iso7816.Card, fid uint16) ([]byte, error) {
+	if err := SelectEF(ctx, card, fid); err != nil {
+		return nil, err
+	}
+	hdr, err := ReadBinary(ctx, card, 0, 4)
+	if err != nil {
+		return nil, err
+	}
+	total, err := DERLength(hdr)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, total)
+	out = append(out, hdr[:min(len(hdr), total)]...)
+	for len(out) < total {
+		n := min(256, total-len(out))
+		chunk, err := ReadBinary(ctx, card, len(out), n)
+		if err != nil {
+			return nil, err
+		}
+		if len(chunk) == 0 || len(chunk) > n {
+			return nil, fmt.Errorf("%w: READ BINARY returned %d bytes for %d", ErrMalformed, len(chunk), n)
+		}
+		out = append(out, chunk...)
+	}
+	return out, nil
+}
+
+// DERLength returns the total encoded length (header included) of the DER
+// SEQUENCE starting at b, from its first bytes (at least 4 for the long
+// forms used by certificates).
+func DERLength(b []byte) (int, error) {
+	if len(b) < 2 || b[0] != 0x30 {
+		return 0, fmt.Errorf("%w: not a DER SEQUENCE (% X)", ErrMalformed, b)
+	}
+	l := int(b[1])
+	hdr := 2
+	switch {
+	case l < 0x80:
+	case l == 0x81 || l == 0x82:
+		k := l & 0x7F
+		if len(b) < 2+k {
+			return 0, fmt.Errorf("%w: truncated DER length", ErrMalformed)
+		}
+		l = 0
+		for _, c := range b[2 : 2+k] {
+			l = l<<8 | int(c)
+		}
+		if (k == 1 && l < 0x80) || (k == 2 && l < 0x100) {
+			return 0, fmt.Errorf("%w: non-minimal DER length", ErrMalformed)
+		}
+		hdr += k
+	default:
+		return 0, fmt.Errorf("%w: DER length form %02X", ErrMalformed, b[1])
+	}
+	if total := hdr + l; total <= maxFileSize {
+		return total, nil
+	}
+	return 0, fmt.Errorf("%w: DER length %d beyond READ BINARY reach", ErrMalformed, hdr+l)
+}
+
+// RetryCounter returns how many tries the PIN in EF fid has left, by
+// VERIFY without data: no PIN is presented and no try is used. 0 means
+// blocked.
+func RetryCounter(ctx context.Context, card iso7816.Card, fid uint16) (int, error) {
+	if err := SelectEF(ctx, card, fid); err != nil {
+		return 0, err
+	}
+	_, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0x20, P1: 0x00, P2: 0x80})
+	var se *iso7816.StatusError
+	switch {
+	case err == nil:
+		// 9000 without a PIN: already verified in this session. The card
+		// does not say how many tries are left; report "not blocked".
+		return -1, nil
+	case errors.As(err, &se) && se.SW&0xFFF0 == 0x63C0:
+		if n := int(se.SW & 0x0F); n > 0 {
+			return n, nil
+		}
+		return 0, ErrBlocked
+	case errors.As(err, &se) && (se.SW == iso7816.SWRefDataBlocked || se.SW == iso7816.SWAuthBlocked):
+		return 0, ErrBlocked
+	}
+	return 0, fmt.Errorf("jpki: retry counter of EF %04X: %w", fid, err)
+}
