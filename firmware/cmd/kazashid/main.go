@@ -1,0 +1,190 @@
+// Command kazashid is the kiosk daemon: it polls the NFC frontend, reads
+// and verifies My Number Cards offline, and publishes one event per tap
+// over MQTT.
+//
+//	kazashid -config /etc/kazashi/kazashid.json
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kazashi/kazashi/drivers/pn532"
+	"github.com/kazashi/kazashi/firmware/tap"
+	"github.com/kazashi/kazashi/firmware/verify"
+	"github.com/kazashi/kazashi/gateway/broker"
+	"github.com/kazashi/kazashi/gateway/mqtt"
+	"github.com/kazashi/kazashi/hw/board"
+	"github.com/kazashi/kazashi/provisioning/trust"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "kazashid:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole daemon; it returns when ctx ends or start-up fails.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kazashid", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (JSON)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		fs.Usage()
+		return errors.New("-config is required")
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel).With("device", cfg.DeviceID)
+
+	key, err := readPseudonymKey(cfg.PseudonymKeyFile)
+	if err != nil {
+		return err
+	}
+	v, err := newVerifier(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+
+	brokerURL := cfg.MQTT.Broker
+	if brokerURL == "" {
+		b, err := broker.Start(ctx, cfg.MQTT.EmbeddedListen, log.With("component", "broker"))
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+		defer b.Close()
+		brokerURL = b.Addr()
+		log.Info("embedded MQTT broker", "addr", brokerURL)
+	}
+	password := ""
+	if cfg.MQTT.PasswordFile != "" {
+		p, err := os.ReadFile(cfg.MQTT.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("mqtt password: %w", err)
+		}
+		password = strings.TrimSpace(string(p))
+	}
+	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.DeviceID
+	sink := newQueueSink(prefix+"/events", 10000, log.With("component", "sink"))
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	go sink.run(sinkCtx, 3*time.Second)
+	clientc := make(chan *mqtt.Client, 1)
+	go func() {
+		c := connectLoop(ctx, mqtt.Options{
+			Broker:      brokerURL,
+			ClientID:    cfg.MQTT.ClientID,
+			Username:    cfg.MQTT.Username,
+			Password:    password,
+			StatusTopic: prefix + "/status",
+			Logger:      log.With("component", "mqtt"),
+		}, log)
+		if c != nil {
+			sink.attach(c)
+		}
+		clientc <- c
+	}()
+	defer func() {
+		stopSink()
+		<-sink.drained
+		if c := <-clientc; c != nil {
+			c.Close()
+		}
+	}()
+
+	reader := &pn532Reader{
+		open:     func() (io.ReadWriteCloser, error) { return board.OpenUART(cfg.Reader.Port, cfg.Reader.Baud) },
+		opts:     pn532.DefaultOpts,
+		poll:     time.Duration(cfg.Reader.PollInterval),
+		presence: 200 * time.Millisecond,
+		log:      log.With("component", "reader"),
+	}
+	reader.opts.Logger = log.With("component", "pn532")
+	defer reader.Close()
+
+	p := &tap.Pipeline{
+		Reader:       reader,
+		Verifier:     verifierAdapter{v},
+		Sink:         sink,
+		Display:      &consoleDisplay{w: stdout},
+		DeviceID:     cfg.DeviceID,
+		PseudonymKey: key,
+		Now:          time.Now,
+		Logger:       log.With("component", "tap"),
+	}
+	log.Info("kazashid running", "reader", cfg.Reader.Port, "events", prefix+"/events", "test_mode", cfg.Trust.AllowTest)
+	return p.Run(ctx)
+}
+
+// connectLoop connects to the broker, retrying with backoff until ctx ends.
+func connectLoop(ctx context.Context, o mqtt.Options, log *slog.Logger) *mqtt.Client {
+	backoff := 500 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := mqtt.Connect(cctx, o)
+		cancel()
+		if err == nil {
+			log.Info("connected to MQTT broker", "broker", o.Broker)
+			return c
+		}
+		log.Warn("MQTT broker unreachable, retrying", "broker", o.Broker, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func newVerifier(cfg *Config, now func() time.Time) (*verify.Verifier, error) {
+	var anchors []*x509.Certificate
+	var err error
+	if len(cfg.Trust.Anchors) == 0 {
+		anchors, err = trust.JPKIAuthRoots()
+	} else {
+		anchors, err = verify.LoadAnchors(cfg.Trust.Anchors...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var crls [][]byte
+	for _, f := range cfg.Trust.CRLs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("crl: %w", err)
+		}
+		crls = append(crls, b)
+	}
+	return verify.New(verify.Options{Anchors: anchors, CRLs: crls, Now: now, AllowTest: cfg.Trust.AllowTest})
+}
+
+type verifierAdapter struct{ v *verify.Verifier }
+
+func (a verifierAdapter) VerifyJPKIAuth(ctx context.Context, der []byte) tap.Verdict {
+	r := a.v.Verify(ctx, der)
+	return tap.Verdict{Reason: string(r.Reason), Detail: r.Detail}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
