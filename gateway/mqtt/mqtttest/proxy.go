@@ -1,10 +1,10 @@
 package mqtttest
 
 import (
-	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,6 +19,8 @@ type Proxy struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+
+	blackhole atomic.Bool
 }
 
 // StartProxy listens on 127.0.0.1 and relays each connection to target
@@ -58,6 +60,11 @@ func (p *Proxy) Cut() {
 	}
 }
 
+// Blackhole makes the proxy silently drop every byte in both directions while
+// on (connections stay open), like a network that lost its route: neither end
+// notices until a keep-alive or an acknowledgement times out.
+func (p *Proxy) Blackhole(on bool) { p.blackhole.Store(on) }
+
 func (p *Proxy) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -95,11 +102,22 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pipe copies src to dst; when either side ends, both are closed so the
-// other direction ends too.
+// pipe copies src to dst (dropping bytes while blackholed); when either side
+// ends, both are closed so the other direction ends too.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.blackhole.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	_ = dst.Close()
 	_ = src.Close()
 	p.mu.Lock()
