@@ -37,6 +37,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -77,7 +78,7 @@ var (
 // Defaults for zero Options fields.
 const (
 	// DefaultKeepAlive: a half-open connection (kiosk Wi-Fi gone, NAT state
-	// dropped) is noticed within KeepAlive plus paho's 10 s ping timeout.
+	// dropped) is noticed within KeepAlive plus the ping timeout (below).
 	DefaultKeepAlive = 30 * time.Second
 	// DefaultConnectTimeout bounds one TCP/TLS dial plus CONNECT/CONNACK.
 	DefaultConnectTimeout = 10 * time.Second
@@ -99,6 +100,10 @@ const (
 	statusTimeout = 5 * time.Second
 	// disconnectQuiesce is how long (ms) paho may take to flush DISCONNECT.
 	disconnectQuiesce = 250
+	// maxPingTimeout caps how long a PINGRESP may take before the connection
+	// is declared dead; the ping timeout is min(KeepAlive, maxPingTimeout), so
+	// a silent network costs at most about two keep-alive periods.
+	maxPingTimeout = 10 * time.Second
 	// maxTopicLen is the MQTT limit on a UTF-8 encoded topic (2-byte length).
 	maxTopicLen = 65535
 )
@@ -122,7 +127,8 @@ type Options struct {
 	// offline with reason "connection-lost". All QoS 1.
 	StatusTopic string
 	// KeepAlive is the MQTT keep-alive interval (whole seconds, at least 1 s);
-	// 0 means DefaultKeepAlive.
+	// 0 means DefaultKeepAlive. A PINGRESP missing for min(KeepAlive, 10 s)
+	// after a ping counts as connection loss.
 	KeepAlive time.Duration
 	// ConnectTimeout bounds each connection attempt; 0 means
 	// DefaultConnectTimeout.
@@ -274,6 +280,7 @@ func newClient(o Options) (*Client, error) {
 		SetResumeSubs(false).
 		SetOrderMatters(false). // handlers run on their own goroutines and may Publish and wait
 		SetKeepAlive(o.KeepAlive).
+		SetPingTimeout(min(o.KeepAlive, maxPingTimeout)).
 		SetConnectTimeout(o.ConnectTimeout).
 		SetWriteTimeout(writeTimeout).
 		SetCustomOpenConnectionFn(c.dial).
@@ -456,6 +463,9 @@ func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos 
 	if !c.pc.IsConnectionOpen() {
 		return fmt.Errorf("mqtt: publish %q: %w", topic, ErrNotConnected)
 	}
+	// paho keeps the slice until the acknowledgement, possibly after we gave
+	// up on ctx; copy it so the caller may reuse its buffer.
+	payload = bytes.Clone(payload)
 	// paho's Publish can block (up to writeTimeout) handing the packet to a
 	// writer that just died; run it aside so ctx is honoured.
 	tokc := make(chan paho.Token, 1)

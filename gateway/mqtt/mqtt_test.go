@@ -104,7 +104,9 @@ func TestLastWillWhenConnectionDies(t *testing.T) {
 	waitStatus(t, status, online)
 
 	proxy.Cut() // TCP dies, no DISCONNECT: the broker must publish the will
-	waitStatus(t, status, offlineWill) // live delivery: retain flag is 0 (MQTT-3.3.1-9)
+	// Live delivery carries retain=0 (MQTT-3.3.1-9); retention is checked
+	// with a late subscriber below.
+	waitStatus(t, status, offlineWill)
 	if late := waitStatus(t, observe(t, m.URL(), topic), offlineWill); !late.retained {
 		t.Error("late subscriber did not get the retained will")
 	}
@@ -206,6 +208,39 @@ func TestInFlightPublishFailsOnConnectionLoss(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("in-flight publish still waiting after the connection died")
 	}
+	eventually(t, "reconnect", c.Connected)
+}
+
+// TestHalfOpenConnectionDetected: the network silently stops carrying bytes
+// (Wi-Fi gone); keep-alive notices, publishes fail fast, the broker sends the
+// will, and the client comes back when the network does.
+func TestHalfOpenConnectionDetected(t *testing.T) {
+	t.Parallel()
+	m := mqtttest.StartMosquitto(t)
+	proxy := mqtttest.StartProxy(t, m.Addr())
+	const topic = "kazashi/dev6/status"
+	o := options(t, proxy.URL())
+	o.StatusTopic = topic
+	o.KeepAlive = time.Second // ping after 1 s idle, dead after 1 s more
+	c := connect(t, o)
+	status := observe(t, m.URL(), topic)
+	waitStatus(t, status, online)
+
+	proxy.Blackhole(true)
+	start := time.Now()
+	eventually(t, "half-open connection detected", func() bool { return !c.Connected() })
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("detection took %v with a 1 s keep-alive", d)
+	}
+	err := c.Publish(context.Background(), "kazashi/dev6/events", []byte("tap"), 1, false)
+	if !errors.Is(err, mqtt.ErrNotConnected) {
+		t.Errorf("Publish while detected down: %v, want ErrNotConnected", err)
+	}
+	// The client closed its socket, so the broker sees the end and sends the will.
+	waitStatus(t, status, offlineWill)
+
+	proxy.Blackhole(false)
+	waitStatus(t, status, online)
 	eventually(t, "reconnect", c.Connected)
 }
 
