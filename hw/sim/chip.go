@@ -453,8 +453,10 @@ func (c *Chip) inListPassiveTarget(ctx context.Context, args []byte) ([]byte, er
 			}
 		}
 		// Only Type B cards are simulated: other modulations never answer.
-		if retries != 0xFF && attempt >= int(retries) {
-			return []byte{0x4B, 0x00}, nil
+		// A failed attempt costs PollAttempt; waiting forever, a card's
+		// arrival ends the wait at once.
+		if retries != 0xFF {
+			changed = nil
 		}
 		t := time.NewTimer(c.timing.PollAttempt)
 		select {
@@ -464,6 +466,9 @@ func (c *Chip) inListPassiveTarget(ctx context.Context, args []byte) ([]byte, er
 		case <-changed:
 			t.Stop()
 		case <-t.C:
+		}
+		if retries != 0xFF && attempt >= int(retries) {
+			return []byte{0x4B, 0x00}, nil
 		}
 	}
 }

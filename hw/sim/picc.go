@@ -122,7 +122,7 @@ func (p *picc) block(ctx context.Context, f *Field, in []byte) []byte {
 		if pcb&0x04 != 0 {
 			return nil // NAD: not supported by the card (FO bit 2 clear)
 		}
-		p.bn ^= 1 // rule D
+		p.bn ^= 1          // rule D
 		if pcb&0x10 != 0 { // PCD chaining
 			p.rxChain = append(p.rxChain, rest...)
 			return p.send(p.rBlock(false))
