@@ -235,7 +235,7 @@ func newClient(o Options) (*Client, error) {
 	}
 	if o.StatusTopic != "" {
 		if err := validTopic(o.StatusTopic); err != nil {
-			return nil, fmt.Errorf("mqtt: Options.StatusTopic: %w", err)
+			return nil, fmt.Errorf("%w (Options.StatusTopic)", err)
 		}
 	}
 	if o.KeepAlive < 0 || o.ConnectTimeout < 0 || o.MaxReconnectInterval < 0 {
@@ -301,12 +301,12 @@ func newClient(o Options) (*Client, error) {
 func (c *Client) connectUntil(ctx context.Context) error {
 	b := backoff{next: minBackoff, max: c.opts.MaxReconnectInterval}
 	for attempt := 1; ; attempt++ {
-		err := c.connectOnce(ctx)
+		refused, err := c.connectOnce(ctx)
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrRefused) {
-			return fmt.Errorf("mqtt: connect %s: %w", c.broker, err)
+		if refused {
+			return fmt.Errorf("%w: connect %s: %w", ErrRefused, c.broker, err)
 		}
 		c.log.Debug("mqtt: connect attempt failed", "broker", c.broker, "attempt", attempt, "err", err)
 		if ctx.Err() != nil || !sleepCtx(ctx, b.delay()) {
@@ -317,7 +317,8 @@ func (c *Client) connectUntil(ctx context.Context) error {
 }
 
 // connectOnce makes one connection attempt bounded by ctx and ConnectTimeout.
-func (c *Client) connectOnce(ctx context.Context) error {
+// refused reports a CONNACK refusal that retrying will not fix.
+func (c *Client) connectOnce(ctx context.Context) (refused bool, err error) {
 	actx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
 	c.dialMu.Lock()
@@ -329,16 +330,15 @@ func (c *Client) connectOnce(ctx context.Context) error {
 	// is clamped to it (handshakeConn), so the token completes soon after actx
 	// ends. Returning earlier could leave a connection coming up unobserved.
 	<-tok.Done()
-	err := tok.Error()
-	if err == nil {
-		return nil
+	if err = tok.Error(); err == nil {
+		return false, nil
 	}
 	switch tok.(*paho.ConnectToken).ReturnCode() {
 	case packets.ErrRefusedBadProtocolVersion, packets.ErrRefusedIDRejected,
 		packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised:
-		return fmt.Errorf("%w: %w", ErrRefused, err)
+		return true, err
 	}
-	return err
+	return false, err
 }
 
 // dial is paho's OpenConnectionFunc: it dials with the current attempt's ctx
@@ -424,7 +424,7 @@ func (c *Client) supervise() {
 			if c.pc.IsConnectionOpen() {
 				break
 			}
-			err := c.connectOnce(c.life)
+			refused, err := c.connectOnce(c.life)
 			if err == nil {
 				c.log.Info("mqtt: reconnected", "broker", c.broker, "attempts", attempt)
 				c.afterConnect(c.life)
@@ -433,7 +433,11 @@ func (c *Client) supervise() {
 			if c.life.Err() != nil {
 				return
 			}
-			c.log.Debug("mqtt: reconnect attempt failed", "broker", c.broker, "attempt", attempt, "err", err)
+			if refused { // keep trying: the broker's ACL or credentials may be fixed
+				c.log.Warn("mqtt: reconnect refused", "broker", c.broker, "attempt", attempt, "err", err)
+			} else {
+				c.log.Debug("mqtt: reconnect attempt failed", "broker", c.broker, "attempt", attempt, "err", err)
+			}
 		}
 	}
 }
@@ -445,14 +449,14 @@ func (c *Client) supervise() {
 // ends before the acknowledgement (the message may still arrive).
 func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
 	if c.closed.Load() {
-		return fmt.Errorf("mqtt: publish %q: %w", topic, ErrClosed)
+		return fmt.Errorf("%w: publish %q", ErrClosed, topic)
 	}
 	return c.publish(ctx, topic, payload, qos, retained)
 }
 
 func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
 	if err := validTopic(topic); err != nil {
-		return fmt.Errorf("mqtt: publish %q: %w", topic, err)
+		return err
 	}
 	if qos > 2 {
 		return fmt.Errorf("mqtt: publish %q: invalid QoS %d", topic, qos)
@@ -461,7 +465,7 @@ func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos 
 		return fmt.Errorf("mqtt: publish %q: %w", topic, err)
 	}
 	if !c.pc.IsConnectionOpen() {
-		return fmt.Errorf("mqtt: publish %q: %w", topic, ErrNotConnected)
+		return fmt.Errorf("%w: publish %q", ErrNotConnected, topic)
 	}
 	// paho keeps the slice until the acknowledgement, possibly after we gave
 	// up on ctx; copy it so the caller may reuse its buffer.
@@ -482,7 +486,10 @@ func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos 
 		return fmt.Errorf("mqtt: publish %q: no acknowledgement: %w", topic, ctx.Err())
 	}
 	if err := tok.Error(); err != nil {
-		return fmt.Errorf("mqtt: publish %q: %w", topic, classify(err))
+		if lostConnection(err) {
+			return fmt.Errorf("%w: publish %q: %w", ErrNotConnected, topic, err)
+		}
+		return fmt.Errorf("mqtt: publish %q: %w", topic, err)
 	}
 	return nil
 }
@@ -497,10 +504,10 @@ func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos 
 // identifiers).
 func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, fn func(topic string, payload []byte)) error {
 	if c.closed.Load() {
-		return fmt.Errorf("mqtt: subscribe %q: %w", filter, ErrClosed)
+		return fmt.Errorf("%w: subscribe %q", ErrClosed, filter)
 	}
 	if err := validFilter(filter); err != nil {
-		return fmt.Errorf("mqtt: subscribe %q: %w", filter, err)
+		return err
 	}
 	if qos > 2 {
 		return fmt.Errorf("mqtt: subscribe %q: invalid QoS %d", filter, qos)
@@ -523,7 +530,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, fn func
 
 func (c *Client) subscribe(ctx context.Context, filter string, s subscription) error {
 	if !c.pc.IsConnectionOpen() {
-		return fmt.Errorf("mqtt: subscribe %q: %w", filter, ErrNotConnected)
+		return fmt.Errorf("%w: subscribe %q", ErrNotConnected, filter)
 	}
 	handler := func(_ paho.Client, m paho.Message) { s.fn(m.Topic(), m.Payload()) }
 	tokc := make(chan paho.Token, 1)
@@ -540,11 +547,14 @@ func (c *Client) subscribe(ctx context.Context, filter string, s subscription) e
 		return fmt.Errorf("mqtt: subscribe %q: no SUBACK: %w", filter, ctx.Err())
 	}
 	if err := tok.Error(); err != nil {
-		return fmt.Errorf("mqtt: subscribe %q: %w", filter, classify(err))
+		if lostConnection(err) {
+			return fmt.Errorf("%w: subscribe %q: %w", ErrNotConnected, filter, err)
+		}
+		return fmt.Errorf("mqtt: subscribe %q: %w", filter, err)
 	}
 	for _, code := range tok.(*paho.SubscribeToken).Result() {
 		if code == 0x80 { // SUBACK failure return code
-			return fmt.Errorf("mqtt: subscribe %q: %w", filter, ErrRefused)
+			return fmt.Errorf("%w: subscribe %q", ErrRefused, filter)
 		}
 	}
 	return nil
@@ -577,17 +587,15 @@ func (c *Client) Close() {
 	})
 }
 
-// classify maps paho's connectivity failures onto ErrNotConnected, keeping
-// paho's text for the log.
-func classify(err error) error {
+// lostConnection reports whether a paho token error means the connection was
+// (or went) down. paho v1.5 has no sentinels for these; the texts are pinned
+// by TestInFlightPublishFailsOnConnectionLoss and the dead-broker test.
+func lostConnection(err error) bool {
 	msg := err.Error()
-	if errors.Is(err, paho.ErrNotConnected) ||
+	return errors.Is(err, paho.ErrNotConnected) ||
 		strings.Contains(msg, "connection lost") || // token failed by paho on connection loss
 		strings.Contains(msg, "broken by timeout") || // writer gone (connection dying)
-		strings.Contains(msg, "not currently connected") {
-		return fmt.Errorf("%w: %w", ErrNotConnected, err)
-	}
-	return err
+		strings.Contains(msg, "not currently connected")
 }
 
 func statusJSON(s Status) []byte {
@@ -604,7 +612,7 @@ func validTopic(t string) error {
 		return err
 	}
 	if strings.ContainsAny(t, "+#") {
-		return fmt.Errorf("%w: wildcard in topic name", ErrInvalidTopic)
+		return fmt.Errorf("%w %q: wildcard in topic name", ErrInvalidTopic, t)
 	}
 	return nil
 }
@@ -618,9 +626,9 @@ func validFilter(f string) error {
 	for i, l := range levels {
 		switch {
 		case l == "#" && i != len(levels)-1:
-			return fmt.Errorf("%w: '#' must be the last level", ErrInvalidTopic)
+			return fmt.Errorf("%w %q: '#' must be the last level", ErrInvalidTopic, f)
 		case l != "#" && l != "+" && strings.ContainsAny(l, "+#"):
-			return fmt.Errorf("%w: wildcard must fill a whole level", ErrInvalidTopic)
+			return fmt.Errorf("%w %q: wildcard must fill a whole level", ErrInvalidTopic, f)
 		}
 	}
 	return nil
@@ -633,9 +641,9 @@ func validTopicString(t string) error {
 	case len(t) > maxTopicLen:
 		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidTopic, maxTopicLen)
 	case !utf8.ValidString(t):
-		return fmt.Errorf("%w: not UTF-8", ErrInvalidTopic)
+		return fmt.Errorf("%w %q: not UTF-8", ErrInvalidTopic, t)
 	case strings.ContainsRune(t, 0):
-		return fmt.Errorf("%w: contains NUL", ErrInvalidTopic)
+		return fmt.Errorf("%w %q: contains NUL", ErrInvalidTopic, t)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,6 +264,7 @@ func TestConnectNothingListening(t *testing.T) {
 		c.Close()
 		t.Fatal("Connect succeeded with nothing listening")
 	}
+	t.Logf("unreachable after %v: %v", elapsed, err)
 	if elapsed > budget+500*time.Millisecond { // slack for a loaded CI box
 		t.Errorf("Connect took %v, ctx allowed %v", elapsed, budget)
 	}
@@ -326,6 +328,58 @@ func TestConnectSilentBrokerHonoursCtx(t *testing.T) {
 	}
 	if d := time.Since(start); d > 800*time.Millisecond {
 		t.Errorf("cancelled Connect took %v", d)
+	}
+}
+
+// TestConnectRefusedNotRetried: a broker that answers CONNACK "not
+// authorised" gets no retries; Connect fails at once with ErrRefused.
+func TestConnectRefusedNotRetried(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var attempts atomic.Int32
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(waitLong))
+				buf := make([]byte, 512)
+				if _, err := conn.Read(buf); err != nil { // the CONNECT packet
+					return
+				}
+				// CONNACK (MQTT 3.1.1 §3.2): type 0x20, length 2, no session
+				// present, return code 5 = not authorised.
+				conn.Write([]byte{0x20, 0x02, 0x00, 0x05})
+				conn.Read(buf) // wait for the client to hang up
+			}()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := mqtt.Connect(ctx, options(t, "tcp://"+ln.Addr().String()))
+	if err == nil {
+		c.Close()
+		t.Fatal("Connect succeeded against a refusing broker")
+	}
+	t.Logf("refused: %v", err)
+	if !errors.Is(err, mqtt.ErrRefused) {
+		t.Errorf("error does not wrap ErrRefused: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refused Connect took %v; it should not retry", d)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Errorf("%d connection attempts, want 1", n)
 	}
 }
 
