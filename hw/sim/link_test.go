@@ -1,0 +1,170 @@
+package sim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/drivers/pn532"
+)
+
+// TestLinkExchange: byte-exact command → ACK → answer on the wire.
+func TestLinkExchange(t *testing.T) {
+	c, _ := newTestChip(t, newTestCard(t))
+	hs := serve(t, c)
+	hs.write(h("00 00 FF 02 FE D4 02 2A 00")) // GetFirmwareVersion as libnfc sends it
+	hs.expectBytes(h("00 00 FF 00 FF 00"))
+	hs.expectBytes(h("00 00 FF 06 FA D5 03 32 01 06 07 E8 00"))
+	hs.exchange("4A 01 03 00", atqbAnswer)
+	hs.exchange("40 01 00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01", "41 00 90 00")
+}
+
+// TestLinkPreambleAndGarbage: wake-up bytes, noise, a missing postamble and
+// two frames in one write are all tolerated.
+func TestLinkPreambleAndGarbage(t *testing.T) {
+	c, _ := newTestChip(t, nil)
+	hs := serve(t, c)
+	hs.write(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00"))
+	hs.write(append(h("13 37 FF 00 00"), cmd("02")...))
+	hs.expectBytes(pn532.ACK)
+	hs.expectBytes(rsp("03 32 01 06 07"))
+	noPost := cmd("12 14")
+	hs.write(noPost[:len(noPost)-1])
+	hs.expectBytes(pn532.ACK)
+	hs.expectBytes(rsp("13"))
+	hs.exchange("14 01", "15")
+	// A frame split across writes.
+	f := cmd("00 00 6C 69 62 6E 66 63")
+	hs.write(f[:4])
+	hs.write(f[4:9])
+	hs.write(f[9:])
+	hs.expectBytes(pn532.ACK)
+	hs.expectBytes(rsp("01 00 6C 69 62 6E 66 63"))
+}
+
+// TestLinkBadChecksum: a frame with a wrong LCS or DCS gets no ACK (the
+// chip drops it and waits for the host's retry); the next good frame works.
+func TestLinkBadChecksum(t *testing.T) {
+	c, _ := newTestChip(t, nil)
+	hs := serve(t, c)
+	bad := cmd("02")
+	bad[len(bad)-2]++ // DCS
+	hs.write(bad)
+	hs.expectSilence(100 * time.Millisecond)
+	badLCS := cmd("02")
+	badLCS[4]++
+	hs.write(badLCS)
+	hs.expectSilence(100 * time.Millisecond)
+	hs.exchange("02", "03 32 01 06 07")
+}
+
+// TestLinkSyntaxError: an unknown command is ACKed, then answered with the
+// error frame.
+func TestLinkSyntaxError(t *testing.T) {
+	c, _ := newTestChip(t, nil)
+	hs := serve(t, c)
+	hs.write(cmd("FE 01"))
+	hs.expectBytes(pn532.ACK)
+	hs.expectBytes(h("00 00 FF 01 FF 7F 81 00"))
+}
+
+// TestLinkAbortByACK: InListPassiveTarget with MaxRetries FF blocks until
+// the host sends ACK; the chip then answers nothing and takes the next
+// command at once.
+func TestLinkAbortByACK(t *testing.T) {
+	c, f := newTestChip(t, nil)
+	hs := serve(t, c)
+	hs.exchange("32 05 FF FF FF", "33")
+	hs.write(cmd("4A 01 03 00"))
+	hs.expectBytes(pn532.ACK)
+	hs.expectSilence(100 * time.Millisecond)
+	hs.write(pn532.ACK)
+	hs.expectSilence(50 * time.Millisecond)
+	// A card arriving now must not produce a stale answer.
+	f.Place(newTestCard(t), 0)
+	hs.expectSilence(50 * time.Millisecond)
+	hs.exchange("02", "03 32 01 06 07")
+}
+
+// TestLinkWaitEndsWhenCardArrives: the blocked InListPassiveTarget answers
+// once a card is placed.
+func TestLinkWaitEndsWhenCardArrives(t *testing.T) {
+	c, f := newTestChip(t, nil)
+	hs := serve(t, c)
+	hs.write(cmd("4A 01 03 00"))
+	hs.expectBytes(pn532.ACK)
+	hs.expectSilence(60 * time.Millisecond)
+	f.Place(newTestCard(t), 0)
+	hs.expectBytes(rsp(atqbAnswer))
+}
+
+// TestLinkNACK: a host NACK makes the chip resend its last answer.
+func TestLinkNACK(t *testing.T) {
+	c, _ := newTestChip(t, newTestCard(t))
+	hs := serve(t, c)
+	hs.exchange("4A 01 03 00", atqbAnswer)
+	hs.write(pn532.NACK)
+	hs.expectBytes(rsp(atqbAnswer))
+	hs.write(pn532.NACK)
+	hs.expectBytes(rsp(atqbAnswer))
+}
+
+// TestLinkNewCommandReplacesRunning: a command sent while another waits
+// aborts the first; only the second is answered.
+func TestLinkNewCommandReplacesRunning(t *testing.T) {
+	c, _ := newTestChip(t, nil)
+	hs := serve(t, c)
+	hs.write(cmd("4A 01 03 00"))
+	hs.expectBytes(pn532.ACK)
+	hs.exchange("02", "03 32 01 06 07")
+	hs.expectSilence(50 * time.Millisecond)
+}
+
+// TestLinkPowerDownAndWake: after PowerDown the chip ignores frames until
+// the HSU wake-up preamble; libnfc's close/reopen cycle works.
+func TestLinkPowerDownAndWake(t *testing.T) {
+	c, _ := newTestChip(t, newTestCard(t))
+	hs := serve(t, c)
+	hs.exchange("16 F0", "17 00")
+	hs.write(cmd("02"))
+	hs.expectSilence(100 * time.Millisecond)
+	hs.write(h("55 55 00 00 00"))
+	hs.exchange("14 01", "15")
+	hs.exchange("02", "03 32 01 06 07")
+}
+
+// TestLinkLowVbatAtStart: a new chip needs the wake-up preamble first.
+func TestLinkLowVbatAtStart(t *testing.T) {
+	c := NewChip(NewField(), &ChipOptions{Timing: fastTiming})
+	hs := serve(t, c)
+	hs.write(cmd("02"))
+	hs.expectSilence(100 * time.Millisecond)
+	hs.write(append(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00"), cmd("14 01 14 01")...))
+	hs.expectBytes(pn532.ACK)
+	hs.expectBytes(rsp("15"))
+}
+
+// TestLinkTimeoutAfterRemoval: over the wire, an exchange with a removed
+// card answers 41 01 after the simulated FWT.
+func TestLinkTimeoutAfterRemoval(t *testing.T) {
+	c, f := newTestChip(t, newTestCard(t))
+	hs := serve(t, c)
+	hs.exchange("4A 01 03 00", atqbAnswer)
+	f.Remove()
+	hs.exchange("40 01 00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01", "41 01")
+	hs.exchange("00 06", "01 01")
+}
+
+func TestRedactedHex(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"40 01 00 20 00 80 04 31 32 33 34", "d44001002000800" + "4**"},
+		{"40 01 00 20 00 80", "d4400100200080"},
+		{"42 02 00 20 00 80 04 31 32 33 34", "d44202002000800" + "4**"},
+		{"42 0A 01 00 20 00 80 04 31 32 33 34", "d4420a01002000800" + "4**"},
+		{"40 01 00 B0 00 00 04", "d4400100b0000004"},
+	} {
+		got := redactedHex(pn532.Frame{Kind: pn532.KindInfo, TFI: pn532.TFIHost, Data: h(tc.data)})
+		if got != tc.want {
+			t.Errorf("redactedHex(%s) = %s, want %s", tc.data, got, tc.want)
+		}
+	}
+}
