@@ -187,9 +187,11 @@ type subscription struct {
 
 // Connect dials the broker, retrying with backoff until it connects or ctx
 // ends; if ctx ends first it returns an error wrapping ctx.Err() and the last
-// attempt's error. A refused connection (ErrRefused) is not retried. Once
-// connected it re-subscribes (nothing yet) and publishes the online status,
-// then returns; from then on the client reconnects by itself after any
+// attempt's error. A refused connection (ErrRefused: bad credentials, not
+// authorised) is not retried; TLS and network failures are (a kiosk without
+// an RTC may fail certificate validity checks until its clock is set). Once
+// connected it publishes the online status, waiting for its PUBACK within
+// ctx, and returns; from then on the client reconnects by itself after any
 // connection loss until Close.
 func Connect(ctx context.Context, o Options) (*Client, error) {
 	c, err := newClient(o)
@@ -300,6 +302,7 @@ func newClient(o Options) (*Client, error) {
 // refuses us.
 func (c *Client) connectUntil(ctx context.Context) error {
 	b := backoff{next: minBackoff, max: c.opts.MaxReconnectInterval}
+	var cause error // the most telling attempt error, for the final message
 	for attempt := 1; ; attempt++ {
 		refused, err := c.connectOnce(ctx)
 		if err == nil {
@@ -309,9 +312,12 @@ func (c *Client) connectUntil(ctx context.Context) error {
 			return fmt.Errorf("%w: connect %s: %w", ErrRefused, c.broker, err)
 		}
 		c.log.Debug("mqtt: connect attempt failed", "broker", c.broker, "attempt", attempt, "err", err)
+		if cause == nil || ctx.Err() == nil {
+			cause = err // an attempt cut short by ctx says less than an earlier failure
+		}
 		if ctx.Err() != nil || !sleepCtx(ctx, b.delay()) {
 			return fmt.Errorf("mqtt: connect %s: broker unreachable after %d attempt(s): %w (last error: %w)",
-				c.broker, attempt, ctx.Err(), err)
+				c.broker, attempt, ctx.Err(), cause)
 		}
 	}
 }
