@@ -1,0 +1,64 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+)
+
+// LoadAnchors reads trust anchor certificates from files holding PEM
+// CERTIFICATE blocks or DER. It only parses; New checks that each is a
+// usable anchor.
+func LoadAnchors(files ...string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("verify: anchors: %w", err)
+		}
+		certs, err := ParseAnchors(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w (%s)", err, f)
+		}
+		out = append(out, certs...)
+	}
+	return out, nil
+}
+
+// ParseAnchors parses PEM CERTIFICATE blocks or concatenated DER
+// certificates. Other PEM block types are an error, not skipped: an anchor
+// file holds anchors only.
+func ParseAnchors(b []byte) ([]*x509.Certificate, error) {
+	if !bytes.Contains(b, []byte("-----BEGIN")) {
+		certs, err := x509.ParseCertificates(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadAnchor, err)
+		}
+		if len(certs) == 0 {
+			return nil, fmt.Errorf("%w: no certificate", ErrBadAnchor)
+		}
+		return certs, nil
+	}
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: PEM block %q, want CERTIFICATE", ErrBadAnchor, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadAnchor, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: no PEM certificate", ErrBadAnchor)
+	}
+	return certs, nil
+}

@@ -1,0 +1,450 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/firmware/verify"
+	"github.com/kazashi/kazashi/provisioning/testpki"
+)
+
+func TestKinds(t *testing.T) {
+	f := getFixture(t)
+	v := f.verifier(t, nil)
+	for _, tc := range []struct {
+		kind   string
+		want   verify.Reason
+		anchor bool // Result.Anchor set
+	}{
+		{testpki.KindValid, verify.ReasonOK, true},
+		{testpki.KindRevoked, verify.ReasonRevoked, true},
+		{testpki.KindExpired, verify.ReasonExpired, true},
+		{testpki.KindUnknownCA, verify.ReasonUntrusted, false},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			r := check(t, v, f.card(tc.kind), tc.want)
+			t.Logf("%s: %s", r.Reason, r.Detail)
+			if (r.Anchor != nil) != tc.anchor || (tc.anchor && r.Anchor != f.root) {
+				t.Errorf("Anchor %v, want the test root: %v", r.Anchor != nil, tc.anchor)
+			}
+			if r.Leaf == nil || !r.Time.Equal(genesis) {
+				t.Errorf("Leaf %v, Time %v", r.Leaf != nil, r.Time)
+			}
+		})
+	}
+}
+
+// The impostor root carries the genuine root's DN and key identifier: only
+// the signature can tell them apart.
+func TestImpostorRoot(t *testing.T) {
+	f := getFixture(t)
+	r := check(t, f.verifier(t, nil), f.card(testpki.KindUnknownCA), verify.ReasonUntrusted)
+	if !strings.Contains(r.Detail, "signature verifies under none of the 1 anchors") {
+		t.Errorf("Detail %q: want a signature failure, not a name failure", r.Detail)
+	}
+
+	// With both roots loaded as anchors (impostor first), each leaf is
+	// attributed to the root whose key signed it.
+	v := f.verifier(t, func(o *verify.Options) { o.Anchors = []*x509.Certificate{f.impostor, f.root} })
+	if r := check(t, v, f.card(testpki.KindValid), verify.ReasonOK); r.Anchor != f.root {
+		t.Error("valid card attributed to the impostor root")
+	}
+	// The CRL was bound to the genuine root by its signature, so the
+	// impostor has none.
+	if r := check(t, v, f.card(testpki.KindUnknownCA), verify.ReasonCRLUnavailable); r.Anchor != f.impostor {
+		t.Error("unknown-ca card not attributed to its own root")
+	}
+}
+
+func TestProductionRejectsTestCards(t *testing.T) {
+	f := getFixture(t)
+	real := realRoot(t)
+	v, err := verify.New(verify.Options{Anchors: real, Now: clock(genesis)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range testpki.Kinds() {
+		t.Run(kind, func(t *testing.T) { check(t, v, f.card(kind), verify.ReasonTestCard) })
+	}
+
+	_, err = verify.New(verify.Options{Anchors: []*x509.Certificate{f.root}, Now: clock(genesis)})
+	if !errors.Is(err, verify.ErrBadAnchor) || !strings.Contains(err.Error(), "test mode is off") {
+		t.Errorf("New with the test root in production mode: %v, want ErrBadAnchor", err)
+	}
+}
+
+func realRoot(t *testing.T) []*x509.Certificate {
+	t.Helper()
+	anchors, err := verify.LoadAnchors(filepath.Join("testdata", "jpki_auth_ca_2023.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return anchors
+}
+
+// The real 2023 root loads as an anchor, and a test leaf claiming its
+// name and key identifier does not verify under it.
+func TestRealRoot(t *testing.T) {
+	f := getFixture(t)
+	real := realRoot(t)
+	if len(real) != 1 {
+		t.Fatalf("%d anchors, want 1", len(real))
+	}
+	sum := sha256.Sum256(real[0].Raw)
+	if got := fmt.Sprintf("%X…%X", sum[:4], sum[29:]); got != "64114F29…C322B5" {
+		t.Fatalf("fingerprint %s, want the 2023 auth root's 64114F29…C322B5", got)
+	}
+
+	v := f.verifier(t, func(o *verify.Options) { o.Anchors = append(real, f.root) })
+	check(t, v, f.card(testpki.KindValid), verify.ReasonOK)
+
+	// A forged leaf naming the real root as issuer, with its AKI, signed by
+	// the test root's key.
+	forger := *real[0]
+	forger.PublicKey = f.pki.RootKey.Public()
+	forged := leaf(t, &forger, f.pki.RootKey, x509.Certificate{})
+	r := check(t, v, forged, verify.ReasonUntrusted)
+	if !strings.Contains(r.Detail, "signature") {
+		t.Errorf("Detail %q: want a signature failure", r.Detail)
+	}
+
+	// Test leaves do not chain to the real root by name either.
+	vReal := f.verifier(t, func(o *verify.Options) { o.Anchors, o.CRLs = real, nil })
+	check(t, vReal, f.card(testpki.KindValid), verify.ReasonUntrusted)
+}
+
+func TestCheckOrder(t *testing.T) {
+	f := getFixture(t)
+	real := realRoot(t)
+	unknownCritical := pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{5, 0}}
+	for _, tc := range []struct {
+		name string
+		der  func(t *testing.T) []byte
+		opts func(*verify.Options)
+		want verify.Reason
+	}{
+		{
+			name: "malformed before test-card",
+			der: func(t *testing.T) []byte {
+				return leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{unknownCritical}})
+			},
+			opts: func(o *verify.Options) { o.Anchors, o.CRLs, o.AllowTest = real, nil, false },
+			want: verify.ReasonMalformed,
+		},
+		{
+			name: "test-card before untrusted",
+			der:  func(*testing.T) []byte { return f.card(testpki.KindUnknownCA) },
+			opts: func(o *verify.Options) { o.Anchors, o.CRLs, o.AllowTest = real, nil, false },
+			want: verify.ReasonTestCard,
+		},
+		{
+			name: "untrusted before expired",
+			der: func(t *testing.T) []byte {
+				// The root's name and key identifier, another key.
+				forger := *f.root
+				forger.PublicKey = f.pki.Cards[testpki.KindValid].Key.Public()
+				return leaf(t, &forger, f.pki.Cards[testpki.KindValid].Key, x509.Certificate{NotAfter: genesis.AddDate(0, 0, -1)})
+			},
+			want: verify.ReasonUntrusted,
+		},
+		{
+			name: "not-yet-valid",
+			der: func(t *testing.T) []byte {
+				return leaf(t, f.root, f.pki.RootKey, x509.Certificate{NotBefore: genesis.Add(time.Hour)})
+			},
+			want: verify.ReasonNotYetValid,
+		},
+		{
+			name: "expired before revoked",
+			der:  func(*testing.T) []byte { return f.card(testpki.KindExpired) },
+			opts: func(o *verify.Options) {
+				o.CRLs = [][]byte{f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{
+					revoke(t, f.card(testpki.KindExpired), 1)}})}
+			},
+			want: verify.ReasonExpired,
+		},
+		{
+			name: "expired before crl-unavailable",
+			der:  func(*testing.T) []byte { return f.card(testpki.KindExpired) },
+			opts: func(o *verify.Options) { o.CRLs = nil },
+			want: verify.ReasonExpired,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := check(t, f.verifier(t, tc.opts), tc.der(t), tc.want)
+			t.Log(r.Detail)
+		})
+	}
+}
+
+func TestMalformedLeaf(t *testing.T) {
+	f := getFixture(t)
+	v := f.verifier(t, nil)
+	valid := f.card(testpki.KindValid)
+	for _, tc := range []struct {
+		name   string
+		der    func(t *testing.T) []byte
+		detail string
+	}{
+		{"empty", func(*testing.T) []byte { return nil }, "x509"},
+		{"garbage", func(*testing.T) []byte { return []byte("JPKIAPICCTOKEN2") }, "x509"},
+		{"truncated", func(*testing.T) []byte { return valid[:len(valid)-1] }, "x509"},
+		{"trailing data", func(*testing.T) []byte { return append(valid[:len(valid):len(valid)], 0) }, "x509"},
+		{"CA certificate", func(t *testing.T) []byte {
+			return leaf(t, f.root, f.pki.RootKey, x509.Certificate{IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature})
+		}, "CA"},
+		{"no digitalSignature", func(t *testing.T) []byte {
+			return leaf(t, f.root, f.pki.RootKey, x509.Certificate{KeyUsage: x509.KeyUsageKeyEncipherment})
+		}, "digitalSignature"},
+		{"unknown critical extension", func(t *testing.T) []byte {
+			return leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{
+				{Id: asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 99}, Critical: true, Value: []byte{5, 0}}}})
+		}, "1.2.392.200149.8.5.5.99"},
+		{"critical CA-only extension", func(t *testing.T) []byte {
+			return leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{
+				ext(t, asn1.ObjectIdentifier{2, 5, 29, 54}, true, 0)}}) // inhibitAnyPolicy
+		}, "2.5.29.54"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := v.Verify(context.Background(), tc.der(t))
+			if r.Reason != verify.ReasonMalformed || !strings.Contains(r.Detail, tc.detail) {
+				t.Errorf("%s (%s), want malformed mentioning %q", r.Reason, r.Detail, tc.detail)
+			}
+			checkInvariants(t, r)
+		})
+	}
+
+	// A critical extension the profile allows is fine.
+	der := leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{
+		ext(t, asn1.ObjectIdentifier{2, 5, 29, 32}, true, []struct{ ID asn1.ObjectIdentifier }{{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 1, 3, 30}}})}})
+	check(t, f.verifier(t, func(o *verify.Options) { o.CRLs = nil }), der, verify.ReasonCRLUnavailable)
+}
+
+func TestStaleCRL(t *testing.T) {
+	f := getFixture(t)
+	// The generated CRL's nextUpdate is genesis+47h.
+	v := f.verifier(t, func(o *verify.Options) { o.Now = clock(genesis.Add(47*time.Hour + time.Second)) })
+	r := check(t, v, f.card(testpki.KindValid), verify.ReasonCRLStale)
+	t.Log(r.Detail)
+	// Still fresh at nextUpdate itself.
+	v = f.verifier(t, func(o *verify.Options) { o.Now = clock(genesis.Add(47 * time.Hour)) })
+	check(t, v, f.card(testpki.KindValid), verify.ReasonOK)
+	// Revoked cards stay revoked only while a current CRL says so: a stale
+	// CRL answers crl-stale, never ok.
+	v = f.verifier(t, func(o *verify.Options) { o.Now = clock(genesis.AddDate(0, 1, 0)) })
+	check(t, v, f.card(testpki.KindRevoked), verify.ReasonCRLStale)
+}
+
+func TestNoCRL(t *testing.T) {
+	f := getFixture(t)
+	r := check(t, f.verifier(t, func(o *verify.Options) { o.CRLs = nil }), f.card(testpki.KindValid), verify.ReasonCRLUnavailable)
+	t.Log(r.Detail)
+}
+
+func TestCertificateHold(t *testing.T) {
+	f := getFixture(t)
+	held := f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{
+		revoke(t, f.card(testpki.KindValid), 6)}})
+	v := f.verifier(t, func(o *verify.Options) { o.CRLs = [][]byte{held} })
+	r := check(t, v, f.card(testpki.KindValid), verify.ReasonRevoked)
+	if !strings.Contains(r.Detail, "certificateHold") {
+		t.Errorf("Detail %q lacks the reason", r.Detail)
+	}
+}
+
+func TestClockFloor(t *testing.T) {
+	f := getFixture(t)
+	boot := time.Unix(42, 0) // a board without RTC, just booted
+	v := f.verifier(t, func(o *verify.Options) { o.Now = clock(boot) })
+	thisUpdate := genesis.Add(-time.Hour)
+
+	r := check(t, v, f.card(testpki.KindValid), verify.ReasonOK)
+	if !r.Time.Equal(thisUpdate) || !strings.Contains(r.Detail, "behind the newest CRL's thisUpdate") {
+		t.Errorf("Time %v, Detail %q: want the CRL's thisUpdate %v, and a note", r.Time, r.Detail, thisUpdate)
+	}
+	check(t, v, f.card(testpki.KindRevoked), verify.ReasonRevoked)
+	check(t, v, f.card(testpki.KindExpired), verify.ReasonExpired)
+
+	// Without a CRL nothing vouches for the time: the anchor is not yet valid.
+	noCRL := f.verifier(t, func(o *verify.Options) { o.Now, o.CRLs = clock(boot), nil })
+	r = check(t, noCRL, f.card(testpki.KindValid), verify.ReasonUntrusted)
+	if !strings.Contains(r.Detail, "not at 1970-01-01T00:00:42Z") {
+		t.Errorf("Detail %q", r.Detail)
+	}
+
+	// A persisted floor beats both.
+	floor := genesis.Add(time.Hour)
+	withFloor := f.verifier(t, func(o *verify.Options) { o.Now, o.ClockFloor = clock(boot), floor })
+	r = check(t, withFloor, f.card(testpki.KindValid), verify.ReasonOK)
+	if !r.Time.Equal(floor) || !strings.Contains(r.Detail, "persisted clock floor") {
+		t.Errorf("Time %v, Detail %q: want the floor %v", r.Time, r.Detail, floor)
+	}
+
+	// A correct clock is left alone and not mentioned.
+	r = check(t, f.verifier(t, nil), f.card(testpki.KindValid), verify.ReasonOK)
+	if strings.Contains(r.Detail, "clock") {
+		t.Errorf("Detail %q mentions the clock", r.Detail)
+	}
+}
+
+func TestReplaceCRLs(t *testing.T) {
+	f := getFixture(t)
+	v := f.verifier(t, nil)
+	valid, revoked := f.card(testpki.KindValid), f.card(testpki.KindRevoked)
+
+	// A newer CRL (higher number) revokes the valid card and releases the other.
+	newer := f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{revoke(t, valid, 1)}})
+	if err := v.ReplaceCRLs([][]byte{newer}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, v, valid, verify.ReasonRevoked)
+	check(t, v, revoked, verify.ReasonOK)
+
+	// Replaying the generated CRL (lower number) is refused; nothing changes.
+	if err := v.ReplaceCRLs([][]byte{f.pki.CRL}); !errors.Is(err, verify.ErrCRLReplay) {
+		t.Errorf("replay: %v, want ErrCRLReplay", err)
+	}
+	check(t, v, valid, verify.ReasonRevoked)
+
+	// A set with one bad CRL is refused as a whole.
+	if err := v.ReplaceCRLs([][]byte{newer, []byte("junk")}); !errors.Is(err, verify.ErrCRLMalformed) || !strings.Contains(err.Error(), "input 1") {
+		t.Errorf("bad set: %v, want ErrCRLMalformed naming input 1", err)
+	}
+	check(t, v, valid, verify.ReasonRevoked)
+
+	// Given both at once, the higher number wins whatever the order.
+	v2 := f.verifier(t, func(o *verify.Options) { o.CRLs = [][]byte{newer, f.pki.CRL} })
+	check(t, v2, valid, verify.ReasonRevoked)
+	check(t, v2, revoked, verify.ReasonOK)
+
+	// Emptying the set fails closed.
+	if err := v.ReplaceCRLs(nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, v, valid, verify.ReasonCRLUnavailable)
+}
+
+func TestConcurrentVerifyAndReplace(t *testing.T) {
+	f := getFixture(t)
+	v := f.verifier(t, nil)
+	revoked := f.card(testpki.KindRevoked)
+	// CRLs with growing numbers that alternately list and release the card.
+	var crls [][]byte
+	for i := range 16 {
+		tmpl := x509.RevocationList{Number: big.NewInt(genesis.Unix() + 1 + int64(i))}
+		if i%2 == 0 {
+			tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{revoke(t, revoked, 6)}
+		}
+		crls = append(crls, f.rootCRL(t, tmpl))
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Every CRL set gives a definite answer, never a mixture.
+				if r := v.Verify(context.Background(), revoked); r.Reason != verify.ReasonRevoked && r.Reason != verify.ReasonOK {
+					t.Errorf("concurrent Verify: %s (%s)", r.Reason, r.Detail)
+					return
+				}
+			}
+		})
+	}
+	for _, c := range crls {
+		if err := v.ReplaceCRLs([][]byte{c}); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	check(t, v, revoked, verify.ReasonOK) // the last CRL releases it
+}
+
+func TestNewErrors(t *testing.T) {
+	f := getFixture(t)
+	leafCert, err := x509.ParseCertificate(f.card(testpki.KindValid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*verify.Options)
+		want error
+	}{
+		{"no clock", func(o *verify.Options) { o.Now = nil }, verify.ErrOptions},
+		{"no anchors", func(o *verify.Options) { o.Anchors = nil }, verify.ErrOptions},
+		{"nil anchor", func(o *verify.Options) { o.Anchors = []*x509.Certificate{nil} }, verify.ErrBadAnchor},
+		{"end-entity anchor", func(o *verify.Options) { o.Anchors = []*x509.Certificate{leafCert} }, verify.ErrBadAnchor},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := f.options()
+			tc.mod(&o)
+			if _, err := verify.New(o); !errors.Is(err, tc.want) {
+				t.Errorf("New: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResultErr(t *testing.T) {
+	f := getFixture(t)
+	r := f.verifier(t, nil).Verify(context.Background(), f.card(testpki.KindRevoked))
+	var e *verify.Error
+	if err := r.Err(); !errors.As(err, &e) || e.Reason != verify.ReasonRevoked || !strings.HasPrefix(err.Error(), "verify: revoked: ") {
+		t.Errorf("Err() = %v", err)
+	}
+}
+
+func TestLoadAnchors(t *testing.T) {
+	f := getFixture(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pemRoot := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.pki.Root})
+	got, err := verify.LoadAnchors(
+		write("root.der", f.pki.Root),
+		write("both.pem", append(pemRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.pki.Cards[testpki.KindUnknownCA].CACert})...)),
+		filepath.Join("testdata", "jpki_auth_ca_2023.pem"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || !got[0].Equal(f.root) || !got[1].Equal(f.root) || !got[2].Equal(f.impostor) {
+		t.Errorf("loaded %d anchors", len(got))
+	}
+	for name, b := range map[string][]byte{
+		"key.pem":   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}),
+		"empty.pem": []byte("-----BEGIN nothing"),
+		"junk.der":  []byte{0x30, 0x03, 1, 2},
+	} {
+		if _, err := verify.LoadAnchors(write(name, b)); !errors.Is(err, verify.ErrBadAnchor) {
+			t.Errorf("%s: %v, want ErrBadAnchor", name, err)
+		}
+	}
+	if _, err := verify.LoadAnchors(filepath.Join(dir, "missing.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
