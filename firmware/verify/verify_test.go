@@ -19,6 +19,7 @@ import (
 
 	"github.com/kazashi/kazashi/firmware/verify"
 	"github.com/kazashi/kazashi/provisioning/testpki"
+	"github.com/kazashi/kazashi/provisioning/trust"
 )
 
 func TestKinds(t *testing.T) {
@@ -86,9 +87,11 @@ func TestProductionRejectsTestCards(t *testing.T) {
 	}
 }
 
+// realRoot returns the real 2023 JPKI user-authentication root, as the
+// daemon ships it.
 func realRoot(t *testing.T) []*x509.Certificate {
 	t.Helper()
-	anchors, err := verify.LoadAnchors(filepath.Join("testdata", "jpki_auth_ca_2023.pem"))
+	anchors, err := trust.JPKIAuthRoots()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,12 +430,12 @@ func TestLoadAnchors(t *testing.T) {
 	got, err := verify.LoadAnchors(
 		write("root.der", f.pki.Root),
 		write("both.pem", append(pemRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.pki.Cards[testpki.KindUnknownCA].CACert})...)),
-		filepath.Join("testdata", "jpki_auth_ca_2023.pem"),
+		write("real.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: realRoot(t)[0].Raw})),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 4 || !got[0].Equal(f.root) || !got[1].Equal(f.root) || !got[2].Equal(f.impostor) {
+	if len(got) != 4 || !got[0].Equal(f.root) || !got[1].Equal(f.root) || !got[2].Equal(f.impostor) || !got[3].Equal(realRoot(t)[0]) {
 		t.Errorf("loaded %d anchors", len(got))
 	}
 	for name, b := range map[string][]byte{
