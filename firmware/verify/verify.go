@@ -62,6 +62,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,7 +264,7 @@ func (v *Verifier) clock(set *crlSet) (time.Time, string) {
 func (v *Verifier) verify(ctx context.Context, set *crlSet, now time.Time, der []byte) Result {
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return Result{Reason: ReasonMalformed, Detail: err.Error()}
+		return Result{Reason: ReasonMalformed, Detail: redactQuoted(err.Error())}
 	}
 	r := Result{Leaf: leaf}
 	dpNames, detail := checkLeafProfile(leaf)
@@ -401,6 +402,19 @@ func isTestName(orgs []string) bool { return slices.Contains(orgs, TestOrganizat
 func shortFingerprint(der []byte) string {
 	s := sha256.Sum256(der)
 	return fmt.Sprintf("%X…%X", s[:4], s[len(s)-3:])
+}
+
+// redactQuoted drops quoted parts of a parser message: x509 quotes
+// certificate content (URIs, names) in some errors.
+func redactQuoted(msg string) string {
+	var b strings.Builder
+	for i, part := range strings.Split(msg, `"`) {
+		if i%2 == 1 {
+			part = "[redacted]"
+		}
+		b.WriteString(part)
+	}
+	return b.String()
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -451,3 +451,14 @@ func TestLoadAnchors(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// x509 quotes certificate content in some parse errors; Detail must not.
+func TestMalformedDetailRedacted(t *testing.T) {
+	f := getFixture(t)
+	der := leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{
+		ext(t, asn1.ObjectIdentifier{2, 5, 29, 17}, false, []asn1.RawValue{tagged(6, false, []byte("https://yamada.example/%zz"))})}})
+	r := check(t, f.verifier(t, nil), der, verify.ReasonMalformed)
+	if strings.Contains(r.Detail, "yamada") || !strings.Contains(r.Detail, "[redacted]") {
+		t.Errorf("Detail %q", r.Detail)
+	}
+}
