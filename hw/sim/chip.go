@@ -232,7 +232,7 @@ func (c *Chip) Process(ctx context.Context, cmd []byte) ([]byte, error) {
 	args := cmd[1:]
 	switch cmd[0] {
 	case cmdDiagnose:
-		return c.diagnose(args)
+		return c.diagnose(ctx, args)
 	case cmdGetFirmwareVersion:
 		return append([]byte{0x03}, Firmware...), nil
 	case cmdGetGeneralStatus:
@@ -282,7 +282,7 @@ func (c *Chip) Process(ctx context.Context, cmd []byte) ([]byte, error) {
 	return nil, ErrSyntax
 }
 
-func (c *Chip) diagnose(args []byte) ([]byte, error) {
+func (c *Chip) diagnose(ctx context.Context, args []byte) ([]byte, error) {
 	if len(args) == 0 {
 		return nil, ErrSyntax
 	}
@@ -300,12 +300,17 @@ func (c *Chip) diagnose(args []byte) ([]byte, error) {
 		return []byte{0x01, 0x80}, nil
 	case 0x06: // card presence of the activated target
 		c.mu.Lock()
-		defer c.mu.Unlock()
+		listed, present := c.tg != nil, c.targetReachable()
+		c.mu.Unlock()
 		switch {
-		case c.tg == nil:
+		case !listed:
 			return []byte{0x01, StatusWrongContext}, nil
-		case c.targetReachable():
+		case present:
 			return []byte{0x01, StatusOK}, nil
+		}
+		// A gone card is noticed only when its answer times out.
+		if err := c.silence(ctx); err != nil {
+			return nil, err
 		}
 		return []byte{0x01, StatusTimeout}, nil
 	}

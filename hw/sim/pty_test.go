@@ -1,0 +1,214 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tarm/serial"
+
+	"github.com/kazashi/kazashi/drivers/iso7816"
+	"github.com/kazashi/kazashi/drivers/pn532"
+)
+
+// startSim starts a simulator on a pty for one test.
+func startSim(t *testing.T, opts Options) *Sim {
+	t.Helper()
+	if opts.Timing == (Timing{}) {
+		opts.Timing = fastTiming
+	}
+	s, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// openSerial opens the pty slave like the daemon does on a real board.
+func openSerial(t *testing.T, path string) *serial.Port {
+	t.Helper()
+	p, err := serial.OpenPort(&serial.Config{Name: path, Baud: 115200, ReadTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readN reads n bytes from a tarm/serial port (a timeout reads as 0 bytes).
+func readN(t *testing.T, p *serial.Port, n int) []byte {
+	t.Helper()
+	var out []byte
+	tmp := make([]byte, 512)
+	deadline := time.Now().Add(3 * time.Second)
+	for len(out) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of %d bytes: % X", len(out), n, out)
+		}
+		k, err := p.Read(tmp[:n-len(out)])
+		out = append(out, tmp[:k]...)
+		if err != nil && k == 0 {
+			continue // read timeout
+		}
+	}
+	return out
+}
+
+func serialExchange(t *testing.T, p *serial.Port, command, answer string) {
+	t.Helper()
+	if _, err := p.Write(cmd(command)); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Clone(pn532.ACK), rsp(answer)...)
+	if got := readN(t, p, len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("%s\n got % X\nwant % X", command, got, want)
+	}
+}
+
+// TestPTYSerialReopen talks to the simulator through tarm/serial on the pty
+// (and its symlink), closes the port and opens it again.
+func TestPTYSerialReopen(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "pn532")
+	s := startSim(t, Options{Link: link, Card: newTestCard(t)})
+	if dest, err := os.Readlink(link); err != nil || dest != s.Path() {
+		t.Fatalf("link %s → %q, %v; want %s", link, dest, err, s.Path())
+	}
+
+	p := openSerial(t, link)
+	if _, err := p.Write(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00")); err != nil {
+		t.Fatal(err)
+	}
+	serialExchange(t, p, "14 01 14 01", "15")
+	serialExchange(t, p, "4A 01 03 00", atqbAnswer)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 3 {
+		p = openSerial(t, s.Path())
+		serialExchange(t, p, "02", "03 32 01 06 07")
+		serialExchange(t, p, "40 01 "+selectJPKI, "41 00 90 00")
+		if i == 2 {
+			// A 260-byte answer: one extended frame through the pty.
+			serialExchange(t, p, "40 01 "+selectAuth, "41 00 90 00")
+			cert, _, _ := testCerts(t)
+			want := append(append([]byte{0x41, 0x00}, cert[:256]...), 0x90, 0x00)
+			if _, err := p.Write(cmd("40 01 00 B0 00 00 00")); err != nil {
+				t.Fatal(err)
+			}
+			full := append(bytes.Clone(pn532.ACK), rspBytes(want)...)
+			if got := readN(t, p, len(full)); !bytes.Equal(got, full) {
+				t.Fatalf("extended frame\n got % X\nwant % X", got, full)
+			}
+		}
+		p.Close()
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("link left behind: %v", err)
+	}
+}
+
+// TestLinkReplacesOldSymlinkOnly: a stale symlink is replaced, a regular
+// file is not.
+func TestLinkReplacesOldSymlinkOnly(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "pn532")
+	if err := os.Symlink("/dev/null", link); err != nil {
+		t.Fatal(err)
+	}
+	s := startSim(t, Options{Link: link})
+	if dest, _ := os.Readlink(link); dest != s.Path() {
+		t.Fatalf("stale link not replaced: %s", dest)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := Start(context.Background(), Options{Link: file}); err == nil {
+		s2.Close()
+		t.Fatal("Start replaced a regular file")
+	}
+}
+
+// TestDriverOverPTY runs the project's own PN532 driver (drivers/pn532 over
+// tarm/serial, as kazashid does) against the simulator: init from LowVbat,
+// Type B polling, chunked certificate read through iso7816, presence check,
+// removal mid-session and release.
+func TestDriverOverPTY(t *testing.T) {
+	cert, _, _ := testCerts(t)
+	s := startSim(t, Options{Card: newTestCard(t)})
+	port := openSerial(t, s.Path())
+	defer port.Close()
+	u := pn532.NewUART(port)
+	defer u.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The driver's defaults fit a real chip; a busy 2-core CI machine
+	// (parallel test binaries, fuzzing) can delay a pty ACK beyond 100 ms.
+	opts := pn532.DefaultOpts
+	opts.ACKTimeout, opts.FirstACKTimeout = time.Second, 2*time.Second
+	dev, err := pn532.New(ctx, u, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := dev.ListTypeB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.PUPI != testTypeB.PUPI || tg.MaxFrameSize() != 256 || !bytes.Equal(tg.ATTRIBRes, []byte{0x01}) {
+		t.Fatalf("target %+v", tg)
+	}
+	card := &pn532.Card{Dev: dev, Target: tg}
+	if _, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xA4, P1: 0x04, P2: 0x0C, Data: h("D3 92 F0 00 26 01 00 00 00 01")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: h("00 0A")}); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for len(got) < len(cert) {
+		n := min(256, len(cert)-len(got))
+		b, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xB0, P1: byte(len(got) >> 8), P2: byte(len(got)), Le: n})
+		if err != nil {
+			t.Fatalf("READ BINARY at %d: %v", len(got), err)
+		}
+		got = append(got, b...)
+	}
+	if !bytes.Equal(got, cert) {
+		t.Fatal("certificate read through the driver differs")
+	}
+	if ok, err := dev.Present(ctx); err != nil || !ok {
+		t.Fatalf("Present = %v, %v", ok, err)
+	}
+	s.Remove()
+	if ok, err := dev.Present(ctx); err != nil || ok {
+		t.Fatalf("Present after removal = %v, %v", ok, err)
+	}
+	_, err = card.Transmit(ctx, h(selectJPKI))
+	var se *pn532.StatusError
+	if !errors.As(err, &se) || se.Code != StatusTimeout {
+		t.Fatalf("exchange with a removed card: %v", err)
+	}
+	if err := dev.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.ListTypeB(ctx); !errors.Is(err, pn532.ErrNoTarget) {
+		t.Fatalf("poll on an empty field: %v", err)
+	}
+	s.Place(newTestCard(t))
+	if _, err := dev.ListTypeB(ctx); err != nil {
+		t.Fatalf("poll after placing a card: %v", err)
+	}
+}
