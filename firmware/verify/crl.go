@@ -125,19 +125,36 @@ func newer(a, b *crl) bool {
 	return a.thisUpdate.After(b.thisUpdate)
 }
 
-// checkReplay refuses a set that would move a scope back to a lower
-// cRLNumber than old holds.
-func (s *crlSet) checkReplay(old *crlSet) error {
+// scopeID names the CRL series of one anchor and scope.
+type scopeID struct {
+	anchor *anchor
+	scope  string
+}
+
+// checkReplay refuses a set that would move a CRL series back to a lower
+// cRLNumber than highest records.
+func (s *crlSet) checkReplay(highest map[scopeID]*big.Int) error {
 	for a, list := range s.byAnchor {
 		for _, c := range list {
-			for _, o := range old.byAnchor[a] {
-				if o.scope.key == c.scope.key && c.number != nil && o.number != nil && c.number.Cmp(o.number) < 0 {
-					return fmt.Errorf("%w: input %d: cRLNumber %d, loaded %d (anchor %s)", ErrCRLReplay, c.input, c.number, o.number, a.id)
-				}
+			h := highest[scopeID{a, c.scope.key}]
+			if h != nil && c.number != nil && c.number.Cmp(h) < 0 {
+				return fmt.Errorf("%w: input %d: cRLNumber %d, already loaded %d (anchor %s)", ErrCRLReplay, c.input, c.number, h, a.id)
 			}
 		}
 	}
 	return nil
+}
+
+// raise records the set's cRLNumbers in highest.
+func (s *crlSet) raise(highest map[scopeID]*big.Int) {
+	for a, list := range s.byAnchor {
+		for _, c := range list {
+			id := scopeID{a, c.scope.key}
+			if h := highest[id]; c.number != nil && (h == nil || c.number.Cmp(h) > 0) {
+				highest[id] = c.number
+			}
+		}
+	}
 }
 
 // checkCRL parses one DER CRL and runs the checks that do not depend on

@@ -36,8 +36,8 @@
 // cRLDistributionPoints). A CRL that fails is an error naming why; nothing
 // is loaded then. The freshness window (thisUpdate ≤ now ≤ nextUpdate) is
 // judged at each Verify. Per anchor and scope only the CRL with the highest
-// cRLNumber is kept; ReplaceCRLs refuses a lower number than the one loaded
-// (replay of an old CRL).
+// cRLNumber is kept; ReplaceCRLs refuses a number lower than the highest
+// the Verifier has loaded (replay of an old CRL).
 //
 // # Clock
 //
@@ -61,6 +61,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -166,7 +167,8 @@ type Verifier struct {
 	floor     time.Time
 	allowTest bool
 
-	replace sync.Mutex // serialises ReplaceCRLs
+	replace sync.Mutex           // serialises ReplaceCRLs
+	highest map[scopeID]*big.Int // highest cRLNumber loaded so far, under replace
 	crls    atomic.Pointer[crlSet]
 }
 
@@ -186,6 +188,7 @@ func New(opts Options) (*Verifier, error) {
 	}
 	v := &Verifier{
 		byName:    make(map[string][]*anchor),
+		highest:   make(map[scopeID]*big.Int),
 		now:       opts.Now,
 		floor:     opts.ClockFloor,
 		allowTest: opts.AllowTest,
@@ -218,8 +221,9 @@ func New(opts Options) (*Verifier, error) {
 
 // ReplaceCRLs checks ders and, if every one passes, atomically replaces the
 // loaded CRL set with them; otherwise the loaded set stays. A CRL whose
-// cRLNumber is lower than the loaded one for the same anchor and scope is
-// refused with ErrCRLReplay.
+// cRLNumber is lower than the highest this Verifier has loaded for the same
+// anchor and scope is refused with ErrCRLReplay (the memory does not
+// survive a restart).
 func (v *Verifier) ReplaceCRLs(ders [][]byte) error {
 	v.replace.Lock()
 	defer v.replace.Unlock()
@@ -227,9 +231,10 @@ func (v *Verifier) ReplaceCRLs(ders [][]byte) error {
 	if err != nil {
 		return err
 	}
-	if err := set.checkReplay(v.crls.Load()); err != nil {
+	if err := set.checkReplay(v.highest); err != nil {
 		return err
 	}
+	set.raise(v.highest)
 	v.crls.Store(set)
 	return nil
 }

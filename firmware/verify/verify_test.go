@@ -338,6 +338,15 @@ func TestReplaceCRLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, v, valid, verify.ReasonCRLUnavailable)
+	// ... and does not make the Verifier forget the highest number seen.
+	if err := v.ReplaceCRLs([][]byte{f.pki.CRL}); !errors.Is(err, verify.ErrCRLReplay) {
+		t.Errorf("replay after emptying: %v, want ErrCRLReplay", err)
+	}
+	// The same CRL again is no replay.
+	if err := v.ReplaceCRLs([][]byte{newer}); err != nil {
+		t.Error(err)
+	}
+	check(t, v, valid, verify.ReasonRevoked)
 }
 
 func TestConcurrentVerifyAndReplace(t *testing.T) {
