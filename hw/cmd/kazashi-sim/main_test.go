@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tarm/serial"
+
+	"github.com/kazashi/kazashi/drivers/iso7816"
+	"github.com/kazashi/kazashi/drivers/pn532"
+	"github.com/kazashi/kazashi/provisioning/testpki"
+)
+
+var (
+	pkiDir string
+	pki    *testpki.PKI
+)
+
+// TestMain generates one test PKI for all tests, and doubles as the
+// kazashi-sim binary when re-executed by TestSignalExit.
+func TestMain(m *testing.M) {
+	if os.Getenv("KAZASHI_SIM_RUN_MAIN") == "1" {
+		os.Args = append([]string{"kazashi-sim"}, strings.Fields(os.Getenv("KAZASHI_SIM_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	var err error
+	if pki, err = testpki.Generate(time.Now()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if pkiDir, err = os.MkdirTemp("", "kazashi-sim-pki-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := pki.WriteDir(pkiDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(pkiDir)
+	os.Exit(code)
+}
+
+var readyLine = regexp.MustCompile(`^kazashi-sim: pty (/dev/pts/\d+) link (\S+) control (http://127\.0\.0\.1:\d+)$`)
+
+type running struct {
+	pty, link, url string
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+// start runs run() with args and waits for its ready line.
+func start(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, args, pw, &stderr)
+		pw.CloseWithError(fmt.Errorf("run returned %v", err))
+		r.done <- err
+	}()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			t.Fatalf("no ready line; run: %v", <-r.done)
+		}
+		m := readyLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("ready line %q does not match %v", line, readyLine)
+		}
+		r.pty, r.link, r.url = m[1], m[2], m[3]
+	case <-time.After(20 * time.Second):
+		t.Fatal("no ready line within 20 s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	})
+	return r
+}
+
+// call does one control request and decodes the JSON answer.
+func call(t *testing.T, method, url string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, url, ct)
+	}
+	return resp.StatusCode, v
+}
+
+func expectStatus(t *testing.T, r *running, card string, present bool) map[string]any {
+	t.Helper()
+	code, st := call(t, http.MethodGet, r.url+"/status")
+	if code != http.StatusOK || st["card"] != card || st["present"] != present {
+		t.Fatalf("status %d %v, want card %q present %v", code, st, card, present)
+	}
+	return st
+}
+
+// openDriver opens the pty with the project's PN532 driver, as kazashid does.
+func openDriver(t *testing.T, path string) *pn532.Dev {
+	t.Helper()
+	port, err := serial.OpenPort(&serial.Config{Name: path, Baud: 115200, ReadTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := pn532.NewUART(port)
+	t.Cleanup(func() {
+		u.Close()
+		port.Close()
+	})
+	opts := pn532.DefaultOpts
+	// Generous ACK deadlines: CI machines run test binaries in parallel.
+	opts.ACKTimeout, opts.FirstACKTimeout = time.Second, 2*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := pn532.New(ctx, u, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// readAuthCert reads EF 000A of the card on the reader.
+func readAuthCert(t *testing.T, d *pn532.Dev) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tg, err := d.ListTypeB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := &pn532.Card{Dev: d, Target: tg}
+	for _, c := range []iso7816.Command{
+		{INS: 0xA4, P1: 0x04, P2: 0x0C, Data: []byte{0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}},
+		{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{0x00, 0x0A}},
+	} {
+		if _, err := iso7816.Transceive(ctx, card, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []byte
+	for {
+		b, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xB0, P1: byte(len(out) >> 8), P2: byte(len(out)), Le: 256})
+		out = append(out, b...)
+		var se *iso7816.StatusError
+		if errors.As(err, &se) && se.SW == 0x6282 {
+			return out // end of file
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestControlInterface(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "pn532")
+	r := start(t, "-link", link, "-pki", pkiDir, "-control", "127.0.0.1:0")
+	if r.link != link {
+		t.Fatalf("ready line link %q", r.link)
+	}
+	if dest, err := os.Readlink(link); err != nil || dest != r.pty {
+		t.Fatalf("symlink → %q, %v", dest, err)
+	}
+	st := expectStatus(t, r, "", false)
+	if st["pty"] != r.pty || st["link"] != link {
+		t.Fatalf("status %v", st)
+	}
+
+	code, v := call(t, http.MethodPut, r.url+"/card?kind=platinum")
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(v["error"]), `unknown card kind "platinum"`) {
+		t.Fatalf("unknown kind: %d %v", code, v)
+	}
+	code, v = call(t, http.MethodPut, r.url+"/card?kind=valid&remove_after_apdus=x")
+	if code != http.StatusBadRequest || v["error"] == nil {
+		t.Fatalf("bad remove_after_apdus: %d %v", code, v)
+	}
+	code, _ = call(t, http.MethodGet, r.url+"/nope")
+	if code != http.StatusNotFound {
+		t.Fatalf("unknown endpoint: %d", code)
+	}
+
+	// Each kind serves its own certificate from the PKI directory.
+	d := openDriver(t, link)
+	for _, kind := range testpki.Kinds() {
+		code, v = call(t, http.MethodPut, r.url+"/card?kind="+kind)
+		if code != http.StatusOK || v["card"] != kind || v["present"] != true {
+			t.Fatalf("PUT %s: %d %v", kind, code, v)
+		}
+		if got := readAuthCert(t, d); !bytes.Equal(got, pki.Cards[kind].Cert) {
+			t.Fatalf("%s card served another certificate", kind)
+		}
+		if st := expectStatus(t, r, kind, true); st["apdus"].(float64) < 4 {
+			t.Fatalf("apdus not counted: %v", st)
+		}
+	}
+
+	// Pull the card after two APDUs.
+	call(t, http.MethodPut, r.url+"/card?kind=revoked&remove_after_apdus=2")
+	expectStatus(t, r, "revoked", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tg, err := d.ListTypeB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := &pn532.Card{Dev: d, Target: tg}
+	for i := range 2 {
+		if _, err := card.Transmit(ctx, []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}); err != nil {
+			t.Fatalf("APDU %d: %v", i+1, err)
+		}
+	}
+	if _, err := card.Transmit(ctx, []byte{0x00, 0xB0, 0x00, 0x00, 0x01}); !errors.Is(err, pn532.ErrTargetLost) {
+		var se *pn532.StatusError
+		if !errors.As(err, &se) || se.Code != 0x01 {
+			t.Fatalf("third APDU after the card left: %v", err)
+		}
+	}
+	expectStatus(t, r, "", false)
+
+	call(t, http.MethodPut, r.url+"/card?kind=valid")
+	code, v = call(t, http.MethodDelete, r.url+"/card")
+	if code != http.StatusOK || v["present"] != false || v["card"] != "" {
+		t.Fatalf("DELETE: %d %v", code, v)
+	}
+	call(t, http.MethodPut, r.url+"/card?kind=expired")
+	code, v = call(t, http.MethodPut, r.url+"/card?kind=none")
+	if code != http.StatusOK || v["present"] != false {
+		t.Fatalf("kind=none: %d %v", code, v)
+	}
+	code, v = call(t, http.MethodPost, r.url+"/reset")
+	if chip, _ := v["chip"].(map[string]any); code != http.StatusOK || chip["asleep"] != true {
+		t.Fatalf("reset: %d %v", code, v)
+	}
+
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	r.done <- nil // for the cleanup
+	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("symlink left after exit: %v", err)
+	}
+}
+
+// TestStartWithCardAndGeneratedPKI: without -pki a PKI is generated; -card
+// puts a card on the reader from the start.
+func TestStartWithCardAndGeneratedPKI(t *testing.T) {
+	r := start(t, "-card", "valid", "-control", "localhost:0")
+	if r.link != "-" {
+		t.Fatalf("link without -link: %q", r.link)
+	}
+	expectStatus(t, r, "valid", true)
+	d := openDriver(t, r.pty)
+	if cert := readAuthCert(t, d); len(cert) < 300 {
+		t.Fatalf("certificate of %d bytes", len(cert))
+	}
+}
+
+func TestRunRejects(t *testing.T) {
+	for _, args := range [][]string{
+		{"-control", "0.0.0.0:0"},
+		{"-control", ":7532"},
+		{"-control", "192.0.2.1:7532"},
+		{"-control", "example.com:80"},
+		{"-control", "127.0.0.1"},
+		{"-control", "127.0.0.1:99999"},
+		{"-card", "platinum", "-control", "127.0.0.1:0"},
+		{"-pki", "/nonexistent", "-control", "127.0.0.1:0"},
+		{"-control", "127.0.0.1:0", "extra"},
+		{"-bogus"},
+	} {
+		var stderr bytes.Buffer
+		if err := run(context.Background(), args, io.Discard, &stderr); err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:7532", "127.0.0.2:0", "localhost:0", "[::1]:7532"} {
+		if err := checkLoopback(ok); err != nil {
+			t.Errorf("checkLoopback(%q): %v", ok, err)
+		}
+	}
+}
+
+// TestSignalExit runs the real main in a child process: SIGTERM stops it
+// with exit status 0 and removes the symlink.
+func TestSignalExit(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "pn532")
+	c := exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = append(os.Environ(), "KAZASHI_SIM_RUN_MAIN=1", "KAZASHI_SIM_ARGS=-link "+link+" -pki "+pkiDir+" -control 127.0.0.1:0")
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Scan()
+		line <- sc.Text()
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		if !readyLine.MatchString(l) {
+			c.Process.Kill()
+			t.Fatalf("ready line %q; stderr: %s", l, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		c.Process.Kill()
+		t.Fatalf("no ready line; stderr: %s", stderr.String())
+	}
+	if _, err := os.Lstat(link); err != nil {
+		t.Fatalf("no symlink while running: %v", err)
+	}
+	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, stderr.String())
+	}
+	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("symlink left after SIGTERM: %v", err)
+	}
+}
