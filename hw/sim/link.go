@@ -206,6 +206,7 @@ func (c *Chip) Serve(ctx context.Context, rw io.ReadWriter) error {
 					if err := send(pn532.ACK); err != nil {
 						return err
 					}
+					c.log.Debug("frame", "dir", "chip→host", "kind", "ACK")
 					nextID++
 					jctx, jcancel := context.WithCancel(ctx)
 					j := job{id: nextID, ctx: jctx, cancel: jcancel, cmd: f.Data}

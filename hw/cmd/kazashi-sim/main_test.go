@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,6 +63,25 @@ type running struct {
 	pty, link, url string
 	cancel         context.CancelFunc
 	done           chan error
+	stderr         *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // start runs run() with args and waits for its ready line.
@@ -69,10 +89,10 @@ func start(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	var stderr bytes.Buffer
-	r := &running{cancel: cancel, done: make(chan error, 1)}
+	stderr := &syncBuffer{}
+	r := &running{cancel: cancel, done: make(chan error, 1), stderr: stderr}
 	go func() {
-		err := run(ctx, args, pw, &stderr)
+		err := run(ctx, args, pw, stderr)
 		pw.CloseWithError(fmt.Errorf("run returned %v", err))
 		r.done <- err
 	}()
@@ -374,5 +394,38 @@ func TestSignalExit(t *testing.T) {
 	}
 	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("symlink left after SIGTERM: %v", err)
+	}
+}
+
+// TestVerboseLogsFramesWithoutPINs: -v logs every frame in hex, but the data
+// of a VERIFY (the PIN) never reaches the log.
+func TestVerboseLogsFramesWithoutPINs(t *testing.T) {
+	r := start(t, "-v", "-card", "valid", "-pki", pkiDir, "-control", "127.0.0.1:0")
+	d := openDriver(t, r.pty)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tg, err := d.ListTypeB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := &pn532.Card{Dev: d, Target: tg}
+	for _, apdu := range [][]byte{
+		{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01},
+		{0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x18},
+		{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'},
+	} {
+		resp, err := card.Transmit(ctx, apdu)
+		if err != nil || !bytes.HasSuffix(resp, []byte{0x90, 0x00}) {
+			t.Fatalf("APDU % X: % X, %v", apdu, resp, err)
+		}
+	}
+	log := r.stderr.String()
+	for _, want := range []string{"hex=d44a010300", "kind=ACK", "hex=0000ff", "hex=d44001002000800" + "4**"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(log, "31323334") {
+		t.Fatal("the PIN is in the log")
 	}
 }
