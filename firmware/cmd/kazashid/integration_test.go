@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/firmware/tap"
+	"github.com/kazashi/kazashi/gateway/mqtt"
+	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
+	"github.com/kazashi/kazashi/hw/sim"
+	"github.com/kazashi/kazashi/provisioning/testpki"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// rig is the daemon under test with everything around it real: the
+// simulator on a pty (opened by the daemon through tarm/serial), Mosquitto
+// started for the test, a backend subscriber.
+type rig struct {
+	t       *testing.T
+	pki     *testpki.PKI
+	sim     *sim.Sim
+	cards   map[string]*sim.JPKICard
+	events  chan tap.Event
+	raw     chan []byte
+	status  chan []byte
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	proxy   *mqtttest.Proxy
+	done    chan error
+	cancel  context.CancelFunc
+	readies int
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	mosq := mqtttest.StartMosquitto(t)
+	proxy := mqtttest.StartProxy(t, mosq.URL())
+	dir := t.TempDir()
+	pki, err := testpki.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
+		t.Fatal(err)
+	}
+	cards := map[string]*sim.JPKICard{}
+	for kind, c := range pki.Cards {
+		jc, err := sim.NewJPKICard(sim.JPKIConfig{Token: c.Token, AuthCert: c.Cert, AuthCACert: c.CACert, AuthKey: c.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cards[kind] = jc
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	link := filepath.Join(dir, "pn532")
+	s, err := sim.Start(ctx, sim.Options{Link: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(strings.Repeat("5a", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{
+  "device_id": "it-kiosk",
+  "reader": {"port": %q, "poll_interval": "50ms"},
+  "trust": {"anchors": ["pki/anchors/jpki-test-auth.pem"], "crls": ["pki/crl/jpki-test-auth.crl"], "allow_test": true},
+  "mqtt": {"broker": %q},
+  "pseudonym_key_file": "key",
+  "log_level": "debug"
+}`, link, proxy.URL())
+	cfgPath := filepath.Join(dir, "kazashid.json")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r := &rig{t: t, pki: pki, sim: s, cards: cards, proxy: proxy,
+		events: make(chan tap.Event, 32), raw: make(chan []byte, 32), status: make(chan []byte, 32),
+		stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1), cancel: cancel}
+
+	sub, err := mqtt.Connect(ctx, mqtt.Options{Broker: mosq.URL(), ClientID: "it-backend"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	err = sub.Subscribe(ctx, "kazashi/it-kiosk/#", 1, func(topic string, payload []byte) {
+		switch {
+		case strings.HasSuffix(topic, "/events"):
+			var e tap.Event
+			if err := json.Unmarshal(payload, &e); err != nil {
+				t.Errorf("event is not JSON: %v", err)
+				return
+			}
+			r.raw <- payload
+			r.events <- e
+		case strings.HasSuffix(topic, "/status"):
+			r.status <- payload
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- run(ctx, []string{"-config", cfgPath}, r.stdout, r.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("daemon: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10 s")
+		}
+		if t.Failed() {
+			t.Logf("daemon stdout:\n%s\ndaemon stderr:\n%s", r.stdout, r.stderr)
+		}
+	})
+	r.waitReady()
+	return r
+}
+
+// waitReady waits for the daemon to show the "place your card" screen once
+// more than before: the previous card is gone and the reader polls again.
+func (r *rig) waitReady() {
+	r.t.Helper()
+	r.readies++
+	r.waitOutput(r.stdout, "[screen] ready", r.readies)
+}
+
+func (r *rig) waitOutput(b *syncBuffer, s string, n int) {
+	r.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(b.String(), s) < n {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%q not seen %d times within 15 s", s, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (r *rig) event(within time.Duration) (tap.Event, []byte) {
+	r.t.Helper()
+	select {
+	case e := <-r.events:
+		return e, <-r.raw
+	case <-time.After(within):
+		r.t.Fatalf("no event within %v", within)
+	}
+	return tap.Event{}, nil
+}
+
+// tap places a card, returns its event, removes the card and waits until
+// the daemon polls again.
+func (r *rig) tap(kind string, removeAfter int) (tap.Event, []byte) {
+	r.t.Helper()
+	r.sim.Field().Place(r.cards[kind], removeAfter)
+	e, raw := r.event(15 * time.Second)
+	r.sim.Remove()
+	r.waitReady()
+	return e, raw
+}
+
+func TestDaemonEndToEnd(t *testing.T) {
+	r := newRig(t)
+
+	// The daemon announces itself with a retained online status.
+	select {
+	case st := <-r.status:
+		if !strings.Contains(string(st), `"online":true`) {
+			t.Fatalf("status %s", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no status message")
+	}
+
+	want := map[string]struct {
+		reason  string
+		outcome tap.Outcome
+	}{
+		"valid":      {"ok", tap.Accepted},
+		"revoked":    {"revoked", tap.Rejected},
+		"expired":    {"expired", tap.Rejected},
+		"unknown-ca": {"untrusted", tap.Rejected},
+	}
+	ids := map[string]string{}
+	for _, kind := range testpki.Kinds() {
+		e, raw := r.tap(kind, 0)
+		w := want[kind]
+		if e.Reason != w.reason || e.Outcome != w.outcome {
+			t.Errorf("%s card: outcome %s reason %s, want %s %s", kind, e.Outcome, e.Reason, w.outcome, w.reason)
+		}
+		if e.Schema != tap.Schema || e.Device != "it-kiosk" || e.CardKind != "mynumber-card" || e.Tech != "iso14443-4b" || len(e.CardID) != 32 || e.ID == "" {
+			t.Errorf("%s card: event %s", kind, raw)
+		}
+		if time.Since(e.Time) > time.Minute || time.Since(e.Time) < 0 {
+			t.Errorf("%s card: event time %v", kind, e.Time)
+		}
+		ids[kind] = e.CardID
+		assertNoCardData(t, r.pki.Cards[kind].Cert, raw, "event")
+	}
+	if len(map[string]bool{ids["valid"]: true, ids["revoked"]: true, ids["expired"]: true, ids["unknown-ca"]: true}) != 4 {
+		t.Errorf("card ids collide: %v", ids)
+	}
+
+	// The same card again: same pseudonym, new event id.
+	again, _ := r.tap("valid", 0)
+	if again.CardID != ids["valid"] || again.Reason != "ok" {
+		t.Errorf("second tap of the valid card: %+v (first card id %s)", again, ids["valid"])
+	}
+
+	// Pulled away during the certificate read: an error event, reason removed.
+	e, _ := r.tap("valid", 5)
+	if e.Reason != tap.ReasonRemoved || e.Outcome != tap.Error || e.CardID != "" {
+		t.Errorf("card pulled mid-read: %+v", e)
+	}
+	// And the reader is fine afterwards.
+	if e, _ := r.tap("valid", 0); e.Reason != "ok" {
+		t.Errorf("tap after a pulled card: %+v", e)
+	}
+
+	for kind, c := range r.pki.Cards {
+		assertNoCardData(t, c.Cert, []byte(r.stdout.String()+r.stderr.String()), "daemon output ("+kind+")")
+	}
+}
+
+// TestDaemonKeepsEventsWhileBrokerUnreachable cuts the network between
+// daemon and broker: the tap is still processed at once, its event waits,
+// and it arrives exactly once when the route comes back.
+func TestDaemonKeepsEventsWhileBrokerUnreachable(t *testing.T) {
+	r := newRig(t)
+	r.proxy.Blackhole(true)
+	r.sim.Field().Place(r.cards["revoked"], 0)
+	r.waitOutput(r.stdout, "rejected (revoked)", 1)
+	r.waitOutput(r.stderr, "publish failed, will retry", 1)
+	select {
+	case e := <-r.events:
+		t.Fatalf("event delivered through a black hole: %+v", e)
+	default:
+	}
+	r.proxy.Blackhole(false)
+	e, _ := r.event(30 * time.Second)
+	if e.Reason != "revoked" {
+		t.Fatalf("event after recovery: %+v", e)
+	}
+	r.sim.Remove()
+	r.waitReady()
+	select {
+	case dup := <-r.events:
+		if dup.ID == e.ID {
+			t.Logf("duplicate delivery of %s (allowed at QoS 1; the backend de-duplicates by event_id)", e.ID)
+		} else {
+			t.Fatalf("unexpected extra event %+v", dup)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// assertNoCardData fails if b contains the certificate, its serial number
+// (hex or decimal) or its subject.
+func assertNoCardData(t *testing.T, certDER, b []byte, what string) {
+	t.Helper()
+	c, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := strings.ToLower(string(b))
+	for _, leak := range []string{
+		hex.EncodeToString(c.SerialNumber.Bytes()),
+		c.SerialNumber.String(),
+		strings.ToLower(c.Subject.CommonName),
+		hex.EncodeToString(certDER[:24]),
+	} {
+		if len(leak) >= 8 && strings.Contains(low, leak) {
+			t.Errorf("%s leaks card data %q", what, leak)
+		}
+	}
+}
