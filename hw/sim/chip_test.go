@@ -3,6 +3,9 @@ package sim
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"testing"
 	"time"
@@ -396,5 +399,46 @@ func TestAFIMatches(t *testing.T) {
 		if got := afiMatches(tc.req, tc.card); got != tc.want {
 			t.Errorf("afiMatches(%02X, %02X) = %v", tc.req, tc.card, got)
 		}
+	}
+}
+
+// TestSoftwareISODEPWTX: over InCommunicateThru the card asks for a waiting
+// time extension before a signature; the host echoes S(WTX) and then gets
+// the 256-byte signature in two chained I-blocks.
+func TestSoftwareISODEPWTX(t *testing.T) {
+	_, _, key := testCerts(t)
+	c, _ := newTestChip(t, newTestCard(t))
+	activate(t, c)
+	for _, s := range []struct{ cmd, want string }{
+		{"42 CA 01", "43 00 CA 01"},
+		{"42 05 00 08", "43 00 50 12 34 56 78 00 00 00 00 B3 81 A1"},
+		{"42 1D 12 34 56 78 00 08 01 00", "43 00 00"},
+		{"42 02 " + selectJPKI, "43 00 02 90 00"},
+		{"42 03 " + selectPIN, "43 00 03 90 00"},
+		{"42 02 00 20 00 80 04 31 32 33 34", "43 00 02 90 00"},
+		{"42 03 00 A4 02 0C 02 00 17", "43 00 03 90 00"},
+	} {
+		expect(t, c, s.cmd, s.want)
+	}
+	digest := sha256.Sum256([]byte("nonce"))
+	di := append(h("30 31 30 0D 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20"), digest[:]...)
+	sign := append(append(h("42 02 80 2A 00 80"), byte(len(di))), di...)
+	sign = append(sign, 0x00)
+	out, err := c.Process(context.Background(), sign)
+	if err != nil || !bytes.Equal(out, h("43 00 F2 01")) {
+		t.Fatalf("signature command: % X, %v; want S(WTX) request", out, err)
+	}
+	expect(t, c, "42 B2", "43 00 F2 01") // R(NAK) with the current number: resend
+	first := run(t, c, "42 F2 01")       // S(WTX) response
+	if len(first) != 2+1+253 || first[2] != 0x12 {
+		t.Fatalf("first block % X", first[:3])
+	}
+	last := run(t, c, "42 A3")
+	if len(last) != 2+1+5 || last[2] != 0x03 || !bytes.Equal(last[len(last)-2:], h("90 00")) {
+		t.Fatalf("last block % X", last)
+	}
+	sig := append(bytes.Clone(first[3:]), last[3:len(last)-2]...)
+	if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+		t.Fatalf("signature: %v", err)
 	}
 }

@@ -62,7 +62,9 @@
 // RxMode 0x6303 framing bits = 11): REQB/WUPB, ATTRIB, HLTB and ISO-DEP
 // I/R/S blocks, so a host can run ISO-DEP itself (DESELECT CA 01, WUPB
 // 05 00 08, ATTRIB 1D PUPI 00 08 01 00, then 02 <APDU>/03 <APDU>, chaining
-// with R(ACK)). Anything the card does not answer gives 43 01 (timeout);
+// with R(ACK)). Before COMPUTE DIGITAL SIGNATURE the card asks for more
+// time with S(WTX) F2 01 (FA 01 01 with CID 1); echo it to get the answer.
+// Anything the card does not answer gives 43 01 (timeout);
 // CRC_B is added and checked by the chip, as with CRC enabled in TxMode and
 // RxMode.
 //

@@ -170,6 +170,16 @@ func (c *JPKICard) PowerOn() {
 	clear(c.verified)
 }
 
+// WTX implements WTXRequester: COMPUTE DIGITAL SIGNATURE (an RSA-2048
+// private-key operation, longer than the card's 309 ms FWT on a real card)
+// asks for one frame waiting time extension with WTXM 1.
+func (c *JPKICard) WTX(apdu []byte) byte {
+	if len(apdu) >= 2 && apdu[0] == 0x80 && apdu[1] == 0x2A {
+		return 1
+	}
+	return 0
+}
+
 // Tries returns the tries left of a PIN EF (EFAuthPIN or EFSignPassword).
 func (c *JPKICard) Tries(fid uint16) int {
 	c.mu.Lock()

@@ -32,6 +32,16 @@ type picc struct {
 	rxChain []byte
 	txRest  []byte
 	last    []byte // last block sent, for retransmission on R(NAK)
+	wtxAPDU []byte // command waiting for the reader's S(WTX) response
+}
+
+// WTXRequester is an optional Target method: a card that needs more than
+// its frame waiting time for a command returns the WTXM (1–59) it asks for
+// with S(WTX) before answering; 0 means no extension. Only the software
+// ISO-DEP path (InCommunicateThru) shows the S(WTX) exchange to the host;
+// with InDataExchange the PN532 firmware answers it itself.
+type WTXRequester interface {
+	WTX(apdu []byte) byte
 }
 
 // afiMatches applies ISO/IEC 14443-3 §7.7.2: AFI 00 addresses every card;
@@ -129,12 +139,13 @@ func (p *picc) block(ctx context.Context, f *Field, in []byte) []byte {
 		}
 		cmd := append(p.rxChain, rest...)
 		p.rxChain = nil
-		resp, ok, err := f.transmit(ctx, p.seq, cmd)
-		if !ok || err != nil {
-			return nil
+		if w, ok := p.card.(WTXRequester); ok {
+			if wtxm := w.WTX(cmd); wtxm != 0 {
+				p.wtxAPDU = cmd
+				return p.send(append(p.header(0xF2), wtxm&0x3F))
+			}
 		}
-		p.txRest = resp
-		return p.send(p.nextI())
+		return p.answer(ctx, f, cmd)
 	case pcb&0xE6 == 0xA2: // R-block
 		num := pcb & 1
 		if num == p.bn { // rule 11: retransmit
@@ -150,9 +161,24 @@ func (p *picc) block(ctx context.Context, f *Field, in []byte) []byte {
 		return p.send(p.nextI())
 	case pcb&0xF7 == 0xC2: // S(DESELECT)
 		p.state = piccHalt
+		p.wtxAPDU = nil
 		return p.send(p.header(0xC2))
+	case pcb&0xF7 == 0xF2 && p.wtxAPDU != nil && len(rest) == 1: // S(WTX) response
+		cmd := p.wtxAPDU
+		p.wtxAPDU = nil
+		return p.answer(ctx, f, cmd)
 	}
 	return nil // S(WTX) responses without a request, PPS, RFU
+}
+
+// answer runs cmd on the card and sends the first I-block of its answer.
+func (p *picc) answer(ctx context.Context, f *Field, cmd []byte) []byte {
+	resp, ok, err := f.transmit(ctx, p.seq, cmd)
+	if !ok || err != nil {
+		return nil
+	}
+	p.txRest = resp
+	return p.send(p.nextI())
 }
 
 // header starts a block with pcb and the card's CID when it has one.
