@@ -142,6 +142,16 @@ func newRig(t *testing.T) *rig {
 		}
 	})
 	r.waitReady()
+	// The daemon announces itself with a retained online status once its
+	// MQTT session is up.
+	select {
+	case st := <-r.status:
+		if !strings.Contains(string(st), `"online":true`) {
+			t.Fatalf("first status message %s, want online", st)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not publish its online status within 15 s")
+	}
 	return r
 }
 
@@ -188,16 +198,6 @@ func (r *rig) tap(kind string, removeAfter int) (tap.Event, []byte) {
 
 func TestDaemonEndToEnd(t *testing.T) {
 	r := newRig(t)
-
-	// The daemon announces itself with a retained online status.
-	select {
-	case st := <-r.status:
-		if !strings.Contains(string(st), `"online":true`) {
-			t.Fatalf("status %s", st)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no status message")
-	}
 
 	want := map[string]struct {
 		reason  string
