@@ -104,7 +104,10 @@ func Encode(tfi byte, data []byte) ([]byte, error) {
 // so any number of preamble or garbage bytes may precede a frame, and the
 // postamble is optional.
 //
-// It returns the frame and the number of bytes consumed. On ErrIncomplete,
+// It returns the frame and the number of bytes consumed, which stops right
+// after the checksum: the postamble is left for the next call to skip, since
+// a 00 there may just as well start the next frame's start code (00 FF) when
+// the chip omits pre- and postamble. On ErrIncomplete,
 // n bytes before a possible frame start may be dropped and the caller should
 // read more. On ErrChecksum or ErrLength, n bytes (through the bad start
 // code) should be dropped and decoding retried on the rest.
@@ -130,9 +133,9 @@ func Decode(buf []byte) (f Frame, n int, err error) {
 	}
 	switch {
 	case p[0] == 0x00 && p[1] == 0xFF:
-		return Frame{Kind: KindACK}, start + 4 + postamble(p[2:]), nil
+		return Frame{Kind: KindACK}, start + 4, nil
 	case p[0] == 0xFF && p[1] == 0x00:
-		return Frame{Kind: KindNACK}, start + 4 + postamble(p[2:]), nil
+		return Frame{Kind: KindNACK}, start + 4, nil
 	}
 	var length, hdr int
 	if p[0] == 0xFF && p[1] == 0xFF {
@@ -168,19 +171,10 @@ func Decode(buf []byte) (f Frame, n int, err error) {
 		return Frame{}, skip, fmt.Errorf("%w: DCS", ErrChecksum)
 	}
 	n = start + 2 + hdr + length + 1
-	n += postamble(buf[n:])
 	if body[0] == tfiErr && length == 1 {
 		return Frame{Kind: KindError, TFI: tfiErr}, n, nil
 	}
 	data := make([]byte, length-1)
 	copy(data, body[1:])
 	return Frame{Kind: KindInfo, TFI: body[0], Data: data}, n, nil
-}
-
-// postamble reports 1 when rest starts with the 00 postamble.
-func postamble(rest []byte) int {
-	if len(rest) > 0 && rest[0] == 0x00 {
-		return 1
-	}
-	return 0
 }

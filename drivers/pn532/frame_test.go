@@ -69,7 +69,7 @@ func TestEncodeExtended(t *testing.T) {
 		t.Fatalf("extended header % X", got[:8])
 	}
 	f, n, err := Decode(got)
-	if err != nil || n != len(got) || f.Kind != KindInfo || f.TFI != TFIChip || !bytes.Equal(f.Data, data) {
+	if err != nil || n != len(got)-1 || f.Kind != KindInfo || f.TFI != TFIChip || !bytes.Equal(f.Data, data) {
 		t.Fatalf("round trip: kind %v n %d/%d err %v", f.Kind, n, len(got), err)
 	}
 	if _, err := Encode(TFIHost, make([]byte, MaxFrameData+1)); !errors.Is(err, ErrLength) {
@@ -88,14 +88,15 @@ func TestDecode(t *testing.T) {
 		err      error
 		dropOnly int // for errors: bytes to drop
 	}{
-		{name: "ACK", in: ACK, kind: KindACK, n: 6},
-		{name: "NACK", in: NACK, kind: KindNACK, n: 6},
-		{name: "error frame", in: ErrorFrame, kind: KindError, n: 8},
-		{name: "firmware", in: fw, kind: KindInfo, data: "03 32 01 06 07", n: len(fw)},
-		{name: "no preamble", in: fw[1:], kind: KindInfo, data: "03 32 01 06 07", n: len(fw) - 1},
+		// n stops after the checksum: the postamble is skipped by the next call.
+		{name: "ACK", in: ACK, kind: KindACK, n: 5},
+		{name: "NACK", in: NACK, kind: KindNACK, n: 5},
+		{name: "error frame", in: ErrorFrame, kind: KindError, n: 7},
+		{name: "firmware", in: fw, kind: KindInfo, data: "03 32 01 06 07", n: len(fw) - 1},
+		{name: "no preamble", in: fw[1:], kind: KindInfo, data: "03 32 01 06 07", n: len(fw) - 2},
 		{name: "no postamble", in: fw[:len(fw)-1], kind: KindInfo, data: "03 32 01 06 07", n: len(fw) - 1},
-		{name: "long preamble and garbage", in: append(hx(t, "55 55 00 00 00 13 00"), fw...), kind: KindInfo, data: "03 32 01 06 07", n: len(fw) + 7},
-		{name: "ACK then frame", in: append(append([]byte{}, ACK...), fw...), kind: KindACK, n: 6},
+		{name: "long preamble and garbage", in: append(hx(t, "55 55 00 00 00 13 00"), fw...), kind: KindInfo, data: "03 32 01 06 07", n: len(fw) + 6},
+		{name: "ACK then frame", in: append(append([]byte{}, ACK...), fw...), kind: KindACK, n: 5},
 		{name: "empty", in: nil, err: ErrIncomplete, dropOnly: 0},
 		{name: "garbage only", in: hx(t, "55 55 13"), err: ErrIncomplete, dropOnly: 3},
 		{name: "garbage then 00", in: hx(t, "55 00"), err: ErrIncomplete, dropOnly: 1},
@@ -128,6 +129,29 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("data % X, want %s", f.Data, c.data)
 			}
 		})
+	}
+}
+
+// TestDecodeBackToBackWithoutAmbles decodes two frames sent with neither
+// preamble nor postamble: the second frame's leading 00 must not be taken
+// for the first one's postamble.
+func TestDecodeBackToBackWithoutAmbles(t *testing.T) {
+	one := frameOf(t, "D4 02")[1:] // drop preamble
+	one = one[:len(one)-1]         // drop postamble
+	stream := append(append([]byte{}, one...), frameOf(t, "D4 02")[1:]...)
+	var got int
+	for len(stream) > 0 {
+		f, n, err := Decode(stream)
+		stream = stream[n:]
+		if err != nil {
+			break
+		}
+		if f.Kind == KindInfo && bytes.Equal(f.Data, []byte{0x02}) {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Fatalf("decoded %d of 2 frames", got)
 	}
 }
 

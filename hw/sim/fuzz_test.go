@@ -137,6 +137,12 @@ func FuzzServe(f *testing.F) {
 				t.Fatalf("chip sent %v TFI %02X", fr.Kind, fr.TFI)
 			}
 			out = out[n:]
+			// Decode stops after the checksum; a real chip always sends
+			// the 00 postamble, and so must the simulator.
+			if len(out) == 0 || out[0] != 0x00 {
+				t.Fatalf("chip frame without postamble, followed by % X", out)
+			}
+			out = out[1:]
 		}
 	})
 }

@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cfg := map[string]any{
 		"device_id": "demo-kiosk-01",
-		"reader":    map[string]any{"driver": "pn532-uart", "port": link},
+		"reader":    map[string]any{"driver": "pn532-uart", "port": link, "ack_timeout": "1s"},
 		"trust": map[string]any{
 			"anchors":    []string{filepath.Join(pkiDir, "anchors", "jpki-test-auth.pem")},
 			"crls":       []string{filepath.Join(pkiDir, "crl", "jpki-test-auth.crl")},

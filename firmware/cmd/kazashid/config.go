@@ -24,6 +24,10 @@ type Config struct {
 		Baud int    `json:"baud"`
 		// PollInterval is the pause between two polls of an empty field.
 		PollInterval Duration `json:"poll_interval"`
+		// ACKTimeout bounds the wait for the chip's ACK (default 100 ms;
+		// raise it for the simulator on a loaded machine or slow USB-UART
+		// bridges).
+		ACKTimeout Duration `json:"ack_timeout"`
 	} `json:"reader"`
 	Trust struct {
 		// Anchors are PEM or DER root certificates; empty means the real

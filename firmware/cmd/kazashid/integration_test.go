@@ -89,7 +89,7 @@ func newRig(t *testing.T) *rig {
 	}
 	cfg := fmt.Sprintf(`{
   "device_id": "it-kiosk",
-  "reader": {"port": %q, "poll_interval": "50ms"},
+  "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"},
   "trust": {"anchors": ["pki/anchors/jpki-test-auth.pem"], "crls": ["pki/crl/jpki-test-auth.crl"], "allow_test": true},
   "mqtt": {"broker": %q},
   "pseudonym_key_file": "key",

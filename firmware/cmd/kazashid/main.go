@@ -117,6 +117,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log:      log.With("component", "reader"),
 	}
 	reader.opts.Logger = log.With("component", "pn532")
+	if cfg.Reader.ACKTimeout > 0 {
+		reader.opts.ACKTimeout = time.Duration(cfg.Reader.ACKTimeout)
+	}
 	defer reader.Close()
 
 	p := &tap.Pipeline{
