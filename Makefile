@@ -19,7 +19,7 @@ demo: build
 	$(BIN)/kazashi-demo -bin $(BIN)
 
 ## test: vet, every unit and integration test, the fuzz smoke and the cross builds.
-test: vet unit fuzz-smoke cross
+test: vet cross fuzz-smoke unit
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }

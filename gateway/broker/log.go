@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -22,10 +24,19 @@ func (h *quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h *quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	closed := false
 	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, net.ErrClosed) {
+			closed = true
+		}
 		out.AddAttrs(redact(a))
 		return true
 	})
+	if closed {
+		// A read on a connection closed by our own shutdown or by the
+		// client: routine, not worth a warning on the kiosk's log.
+		return nil
+	}
 	return h.inner.Handle(ctx, out)
 }
 
