@@ -25,8 +25,10 @@ const (
 	EFCertAvail uint16 = 0x0008 // certificate availability
 	EFAuthCert  uint16 = 0x000A // user-authentication certificate
 	EFAuthCA    uint16 = 0x000B // its CA certificate
+	EFAuthKey   uint16 = 0x0017 // user-authentication private key (never readable)
 	EFAuthPIN   uint16 = 0x0018 // user-authentication PIN (4 digits, 3 tries)
-	EFSignPIN   uint16 = 0x001B // signature password (6–16 chars, 5 tries)
+	EFSignKey   uint16 = 0x001A // signature private key (never readable)
+	EFSignPIN   uint16 = 0x001B // signature password (6–16 of A–Z 0–9, 5 tries)
 )
 
 // Holder is the kind of device carrying the JPKI AP, from its token label.

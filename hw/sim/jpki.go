@@ -9,23 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-)
 
-// JPKIAID is the application identifier of the JPKI AP of a My Number Card.
-var JPKIAID = []byte{0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}
-
-// JPKI AP elementary files (protocols.md §2).
-const (
-	EFSignCert     uint16 = 0x0001 // signature certificate, needs the signature password
-	EFSignCACert   uint16 = 0x0002 // its CA certificate
-	EFToken        uint16 = 0x0006 // token label, 32 bytes
-	EFAvailability uint16 = 0x0008 // certificate availability, 8F 8F 00
-	EFAuthCert     uint16 = 0x000A // user-authentication certificate
-	EFAuthCACert   uint16 = 0x000B // its CA certificate
-	EFAuthKey      uint16 = 0x0017 // user-authentication private key
-	EFAuthPIN      uint16 = 0x0018 // user-authentication PIN (4 digits, 3 tries)
-	EFSignKey      uint16 = 0x001A // signature private key
-	EFSignPassword uint16 = 0x001B // signature password (6–16 of A–Z 0–9, 5 tries)
+	"github.com/kazashi/kazashi/drivers/jpki"
 )
 
 // Default secrets of a virtual card. They are test values only.
@@ -119,18 +104,18 @@ func NewJPKICard(cfg JPKIConfig) (*JPKICard, error) {
 		c.typeB.ProtInfo = DefaultProtInfo
 	}
 	token := []byte(cfg.Token + strings.Repeat(" ", 32-len(cfg.Token)))
-	c.files[EFToken] = &jpkiEF{data: token}
-	c.files[EFAvailability] = &jpkiEF{data: []byte{0x8F, 0x8F, 0x00}}
-	c.files[EFAuthCert] = &jpkiEF{data: bytes.Clone(cfg.AuthCert)}
-	c.files[EFAuthCACert] = &jpkiEF{data: bytes.Clone(cfg.AuthCACert)}
-	c.files[EFSignCert] = &jpkiEF{data: bytes.Clone(cfg.SignCert), needs: EFSignPassword}
+	c.files[jpki.EFToken] = &jpkiEF{data: token}
+	c.files[jpki.EFCertAvail] = &jpkiEF{data: []byte{0x8F, 0x8F, 0x00}}
+	c.files[jpki.EFAuthCert] = &jpkiEF{data: bytes.Clone(cfg.AuthCert)}
+	c.files[jpki.EFAuthCA] = &jpkiEF{data: bytes.Clone(cfg.AuthCACert)}
+	c.files[jpki.EFSignCert] = &jpkiEF{data: bytes.Clone(cfg.SignCert), needs: jpki.EFSignPIN}
 	if len(cfg.SignCACert) > 0 {
-		c.files[EFSignCACert] = &jpkiEF{data: bytes.Clone(cfg.SignCACert)}
+		c.files[jpki.EFSignCA] = &jpkiEF{data: bytes.Clone(cfg.SignCACert)}
 	}
-	c.files[EFAuthKey] = &jpkiEF{kind: efKey, key: cfg.AuthKey, needs: EFAuthPIN}
-	c.files[EFSignKey] = &jpkiEF{kind: efKey, needs: EFSignPassword}
-	c.files[EFAuthPIN] = &jpkiEF{kind: efPIN, secret: cfg.AuthPIN, tries: 3, maxTry: 3, isValid: validAuthPIN}
-	c.files[EFSignPassword] = &jpkiEF{kind: efPIN, secret: cfg.SignPassword, tries: 5, maxTry: 5, isValid: validSignPassword}
+	c.files[jpki.EFAuthKey] = &jpkiEF{kind: efKey, key: cfg.AuthKey, needs: jpki.EFAuthPIN}
+	c.files[jpki.EFSignKey] = &jpkiEF{kind: efKey, needs: jpki.EFSignPIN}
+	c.files[jpki.EFAuthPIN] = &jpkiEF{kind: efPIN, secret: cfg.AuthPIN, tries: 3, maxTry: 3, isValid: validAuthPIN}
+	c.files[jpki.EFSignPIN] = &jpkiEF{kind: efPIN, secret: cfg.SignPassword, tries: 5, maxTry: 5, isValid: validSignPassword}
 	return c, nil
 }
 
@@ -180,7 +165,7 @@ func (c *JPKICard) WTX(apdu []byte) byte {
 	return 0
 }
 
-// Tries returns the tries left of a PIN EF (EFAuthPIN or EFSignPassword).
+// Tries returns the tries left of a PIN EF (jpki.EFAuthPIN or jpki.EFSignPIN).
 func (c *JPKICard) Tries(fid uint16) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -286,7 +271,7 @@ func (c *JPKICard) selectFile(a apdu) []byte {
 			return sw(swWrongLength)
 		}
 		c.ef = 0
-		c.apSel = bytes.Equal(a.data, JPKIAID)
+		c.apSel = bytes.Equal(a.data, jpki.AID)
 		if !c.apSel {
 			return sw(swNotFound)
 		}

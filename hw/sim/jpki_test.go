@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"strings"
 	"testing"
+
+	"github.com/kazashi/kazashi/drivers/jpki"
 )
 
 const (
@@ -99,7 +101,7 @@ func TestJPKIPIN(t *testing.T) {
 		{"00 20 00 80", "63 C0"},
 	})
 	c.PowerOn()
-	if n := c.Tries(EFAuthPIN); n != 0 {
+	if n := c.Tries(jpki.EFAuthPIN); n != 0 {
 		t.Fatalf("tries after power-up = %d, want 0 (non-volatile)", n)
 	}
 }
