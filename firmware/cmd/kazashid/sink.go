@@ -102,7 +102,14 @@ func (s *queueSink) run(ctx context.Context, grace time.Duration) {
 		cancel()
 		if err != nil {
 			s.log.Warn("sink: publish failed, will retry", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
+			if deadline.IsZero() {
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done(): // shutting down: one more try within the grace period
+				}
+			} else {
+				time.Sleep(min(backoff, max(time.Until(deadline), 0)))
+			}
 			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
