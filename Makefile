@@ -18,8 +18,9 @@ build:
 demo: build
 	$(BIN)/kazashi-demo -bin $(BIN)
 
-## test: vet, every unit and integration test, the fuzz smoke and the cross builds.
-test: vet cross fuzz-smoke unit
+## test: vet, the cross builds, the fuzz smoke, then every unit and integration
+## test under the race detector (needs gcc; `make unit` runs them without it).
+test: vet cross fuzz-smoke race
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
