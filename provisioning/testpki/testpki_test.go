@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kazashi/kazashi/provisioning/trust"
 )
 
 var now = time.Date(2026, 4, 1, 9, 30, 0, 0, time.UTC)
@@ -113,15 +114,10 @@ func TestRootProfile(t *testing.T) {
 // The test root's name is encoded like the real root's: same structure, only
 // O differs.
 func TestRootNameMirrorsRealRoot(t *testing.T) {
-	pemBytes, err := os.ReadFile("../../../shared/trust/jpki/auth_ca_2023.pem")
+	real, err := trust.Load(trust.JPKIAuth2023)
 	if err != nil {
-		t.Skipf("real JPKI root not available: %v", err)
+		t.Fatal(err)
 	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		t.Fatal("real root: no PEM block")
-	}
-	real := parse(t, block.Bytes)
 	root := parse(t, generated(t).Root)
 	var gotRDN, realRDN pkix.RDNSequence
 	if _, err := asn1.Unmarshal(root.RawSubject, &gotRDN); err != nil {
