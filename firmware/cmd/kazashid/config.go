@@ -28,6 +28,9 @@ type Config struct {
 		// raise it for the simulator on a loaded machine or slow USB-UART
 		// bridges).
 		ACKTimeout Duration `json:"ack_timeout"`
+		// ResetGPIO names the GPIO wired to the PN532's RSTPD_N (e.g.
+		// "GPIO17"); empty: no hardware reset.
+		ResetGPIO string `json:"reset_gpio"`
 	} `json:"reader"`
 	Trust struct {
 		// Anchors are PEM or DER root certificates; empty means the real

@@ -120,6 +120,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Reader.ACKTimeout > 0 {
 		reader.opts.ACKTimeout = time.Duration(cfg.Reader.ACKTimeout)
 	}
+	if cfg.Reader.ResetGPIO != "" {
+		rl, err := board.OpenResetLine(cfg.Reader.ResetGPIO)
+		if err != nil {
+			return err
+		}
+		reader.pulseReset = rl.Pulse
+	}
 	defer reader.Close()
 
 	p := &tap.Pipeline{

@@ -20,7 +20,12 @@ type pn532Reader struct {
 	opts     pn532.Opts
 	poll     time.Duration
 	presence time.Duration // pause between two presence checks
-	log      *slog.Logger
+	// pulseReset, when set, pulses the chip's RSTPD_N before the chip is
+	// initialised again after a fault (the watchdog for boards that lock up).
+	pulseReset func(ctx context.Context) error
+	log        *slog.Logger
+
+	faulted bool
 
 	port io.ReadWriteCloser
 	uart *pn532.UART
@@ -30,6 +35,12 @@ type pn532Reader struct {
 func (r *pn532Reader) ensure(ctx context.Context) error {
 	if r.dev != nil {
 		return nil
+	}
+	if r.faulted && r.pulseReset != nil {
+		if err := r.pulseReset(ctx); err != nil {
+			return fmt.Errorf("reset pulse: %w", err)
+		}
+		r.log.Info("frontend reset by RSTPD_N after a fault")
 	}
 	port, err := r.open()
 	if err != nil {
@@ -42,14 +53,17 @@ func (r *pn532Reader) ensure(ctx context.Context) error {
 	if err != nil {
 		u.Close()
 		port.Close()
+		r.faulted = true
 		return err
 	}
-	r.port, r.uart, r.dev = port, u, d
+	r.port, r.uart, r.dev, r.faulted = port, u, d, false
 	r.log.Info("reader ready", "frontend", d.String())
 	return nil
 }
 
+// reset drops the chip after a fault; the next poll starts it over.
 func (r *pn532Reader) reset() {
+	r.faulted = true
 	if r.uart != nil {
 		r.uart.Close()
 	}
@@ -90,6 +104,7 @@ func (r *pn532Reader) Close() {
 		_ = r.dev.Halt()
 	}
 	r.reset()
+	r.faulted = false
 }
 
 type session struct {
