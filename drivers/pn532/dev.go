@@ -18,6 +18,7 @@ const (
 	cmdSAMConfiguration      byte = 0x14
 	cmdRFConfiguration       byte = 0x32
 	cmdInDataExchange        byte = 0x40
+	cmdInCommunicateThru     byte = 0x42
 	cmdInListPassiveTarget   byte = 0x4A
 	cmdInRelease             byte = 0x52
 	diagCardPresence         byte = 0x06
@@ -255,7 +256,7 @@ func (d *Dev) command(ctx context.Context, cmd byte, params []byte, timeout, ack
 	if err != nil {
 		return nil, err
 	}
-	d.log.Debug("pn532 >", "frame", fmt.Sprintf("% X", frame))
+	d.log.Debug("pn532 >", "cmd", loggable(append([]byte{cmd}, params...)))
 	if err := d.t.WriteFrame(ctx, frame); err != nil {
 		return nil, err
 	}
@@ -293,10 +294,10 @@ func (d *Dev) command(ctx context.Context, cmd byte, params []byte, timeout, ack
 			return nil, fmt.Errorf("%w (command %02X)", ErrSyntax, cmd)
 		case KindInfo:
 			if f.TFI == TFIChip && len(f.Data) > 0 && f.Data[0] == cmd+1 {
-				d.log.Debug("pn532 <", "data", fmt.Sprintf("% X", f.Data))
+				d.log.Debug("pn532 <", "data", loggable(f.Data))
 				return f.Data[1:], nil
 			}
-			d.log.Debug("pn532: skipping stale frame", "tfi", f.TFI, "data", fmt.Sprintf("% X", f.Data))
+			d.log.Debug("pn532: skipping stale frame", "tfi", f.TFI, "data", loggable(f.Data))
 		}
 		// ACK/NACK here, or a stale response: keep waiting.
 	}
@@ -494,4 +495,27 @@ type Card struct {
 // Transmit sends one APDU.
 func (c *Card) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
 	return c.Dev.DataExchange(ctx, c.Target.Tg, apdu)
+}
+
+// loggable renders command or response data for the debug log without
+// what a card carries: APDUs and their answers may hold PINs, collation
+// numbers or personal data, so for the exchange commands only the APDU
+// header, lengths and status word are shown.
+func loggable(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	switch b[0] {
+	case cmdInDataExchange, cmdInCommunicateThru: // 40 Tg APDU / 42 raw
+		if b[0] == cmdInDataExchange && len(b) >= 6 {
+			return fmt.Sprintf("% X (+%d bytes)", b[:6], len(b)-6) // 40 Tg CLA INS P1 P2
+		}
+		return fmt.Sprintf("% X (+%d bytes)", b[:min(2, len(b))], max(len(b)-2, 0))
+	case cmdInDataExchange + 1, cmdInCommunicateThru + 1: // 41 status data… SW1 SW2
+		if len(b) >= 4 {
+			return fmt.Sprintf("% X (%d bytes) SW % X", b[:2], len(b)-4, b[len(b)-2:])
+		}
+		return fmt.Sprintf("% X", b)
+	}
+	return fmt.Sprintf("% X", b)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -344,5 +345,19 @@ func TestReleaseAndField(t *testing.T) {
 	}
 	if err := d.RFField(context.Background(), false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoggableHidesCardData(t *testing.T) {
+	pin := "40 01 00 20 00 80 04 31 32 33 34" // VERIFY with PIN "1234"
+	if got := loggable(hx(t, pin)); strings.Contains(got, "31 32 33 34") || !strings.Contains(got, "40 01 00 20 00 80") {
+		t.Fatalf("VERIFY logged as %q", got)
+	}
+	resp := "41 00 FF 10 0C 31 32 33 34 35 36 37 38 39 30 31 32 90 00" // an individual number
+	if got := loggable(hx(t, resp)); strings.Contains(got, "31 32 33") || !strings.Contains(got, "SW 90 00") {
+		t.Fatalf("response logged as %q", got)
+	}
+	if got := loggable(hx(t, "4A 01 03 00")); got != "4A 01 03 00" {
+		t.Fatalf("poll logged as %q", got)
 	}
 }

@@ -292,6 +292,7 @@ func assertNoCardData(t *testing.T, certDER, b []byte, what string) {
 	low := strings.ToLower(string(b))
 	for _, leak := range []string{
 		hex.EncodeToString(c.SerialNumber.Bytes()),
+		fmt.Sprintf("% x", c.SerialNumber.Bytes()), // as a hex dump in a frame log
 		c.SerialNumber.String(),
 		strings.ToLower(c.Subject.CommonName),
 		hex.EncodeToString(certDER[:24]),
