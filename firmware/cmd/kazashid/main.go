@@ -183,7 +183,12 @@ func newVerifier(cfg *Config, now func() time.Time) (*verify.Verifier, error) {
 		}
 		crls = append(crls, b)
 	}
-	return verify.New(verify.Options{Anchors: anchors, CRLs: crls, Now: now, AllowTest: cfg.Trust.AllowTest})
+	v, err := verify.New(verify.Options{Anchors: anchors, CRLs: crls, Now: now, AllowTest: cfg.Trust.AllowTest})
+	if err != nil {
+		// verify numbers the CRLs ("input 0"); name the files for the operator.
+		return nil, fmt.Errorf("%w (trust.crls in order: %s)", err, strings.Join(cfg.Trust.CRLs, ", "))
+	}
+	return v, nil
 }
 
 type verifierAdapter struct{ v *verify.Verifier }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/provisioning/testpki"
+)
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadConfigDefaultsAndPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, filepath.Join(dir, "k.json"), `{
+  "device_id": "kiosk-7",
+  "reader": {"port": "/dev/ttyAMA0"},
+  "trust": {"crls": ["crl/auth.crl"], "anchors": ["/etc/abs.pem"]},
+  "pseudonym_key_file": "key"
+}`)
+	c, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reader.Driver != "pn532-uart" || c.Reader.Baud != 115200 || time.Duration(c.Reader.PollInterval) != 150*time.Millisecond {
+		t.Errorf("reader defaults %+v", c.Reader)
+	}
+	if c.MQTT.TopicPrefix != "kazashi" || c.MQTT.ClientID != "kazashid-kiosk-7" || c.MQTT.EmbeddedListen != "127.0.0.1:1883" || c.LogLevel != "info" {
+		t.Errorf("mqtt defaults %+v, log %s", c.MQTT, c.LogLevel)
+	}
+	if c.Trust.CRLs[0] != filepath.Join(dir, "crl/auth.crl") || c.Trust.Anchors[0] != "/etc/abs.pem" || c.PseudonymKeyFile != filepath.Join(dir, "key") {
+		t.Errorf("paths not resolved against the config's folder: %+v %s", c.Trust, c.PseudonymKeyFile)
+	}
+	if c.Trust.AllowTest {
+		t.Error("test hierarchies allowed by default")
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	cases := map[string]struct{ json, want string }{
+		"unknown key":   {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","colour":"red"}`, `unknown field "colour"`},
+		"no device":     {`{"reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "device_id"},
+		"slash in id":   {`{"device_id":"a/b","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "device_id"},
+		"no port":       {`{"device_id":"a","trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "reader.port"},
+		"no crl":        {`{"device_id":"a","reader":{"port":"x"},"pseudonym_key_file":"k"}`, "trust.crls"},
+		"bad driver":    {`{"device_id":"a","reader":{"port":"x","driver":"acr122"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "reader.driver"},
+		"bad duration":  {`{"device_id":"a","reader":{"port":"x","poll_interval":150},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "duration"},
+		"bad log level": {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","log_level":"loud"}`, "log_level"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := writeFile(t, filepath.Join(t.TempDir(), "k.json"), c.json)
+			_, err := LoadConfig(p)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want mention of %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestRunRefusesBadTrustMaterial: a tampered CRL, a CRL from a stranger, a
+// short pseudonym key or a test anchor outside test mode stop the daemon at
+// start with an error that says why, and never echo the key.
+func TestRunRefusesBadTrustMaterial(t *testing.T) {
+	pki, err := testpki.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := testpki.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Clone(pki.CRL)
+	tampered[len(tampered)-10] ^= 0xFF // inside the signature
+	cases := []struct {
+		name      string
+		crl       []byte
+		key       string
+		allowTest bool
+		want      string
+	}{
+		{"tampered CRL", tampered, strings.Repeat("ab", 32), true, "crl"},
+		{"CRL of another CA", other.CRL, strings.Repeat("ab", 32), true, "crl"},
+		{"short key", pki.CRL, "abcdef0123", true, "need at least 16"},
+		{"key not hex", pki.CRL, "secret-pass-phrase-that-is-long", true, "not hex"},
+		{"test anchor in production", pki.CRL, strings.Repeat("ab", 32), false, "JPKI-TEST"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, "bad.crl"), string(c.crl))
+			writeFile(t, filepath.Join(dir, "key"), c.key)
+			cfg := `{"device_id":"k","reader":{"port":"/nonexistent"},
+ "trust":{"anchors":["pki/anchors/jpki-test-auth.pem"],"crls":["bad.crl"],"allow_test":` + map[bool]string{true: "true", false: "false"}[c.allowTest] + `},
+ "mqtt":{"embedded_listen":"127.0.0.1:0"},"pseudonym_key_file":"key"}`
+			p := writeFile(t, filepath.Join(dir, "k.json"), cfg)
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"-config", p}, &out, &errb)
+			if err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.want)) {
+				t.Fatalf("run = %v, want an error about %q", err, c.want)
+			}
+			t.Logf("%s: %v", c.name, err)
+			if strings.Contains(err.Error(), c.key) || strings.Contains(errb.String(), c.key) {
+				t.Fatalf("the pseudonym key leaked into the error or log: %v", err)
+			}
+		})
+	}
+}
