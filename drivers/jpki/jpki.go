@@ -206,8 +206,9 @@ func DERLength(b []byte) (int, error) {
 }
 
 // RetryCounter returns how many tries the PIN in EF fid has left, by
-// VERIFY without data: no PIN is presented and no try is used. 0 means
-// blocked.
+// VERIFY without data: no PIN is presented and no try is used. A blocked PIN
+// returns 0 with ErrBlocked. -1 means the PIN is already verified in this
+// card session, so the card does not say how many tries are left.
 func RetryCounter(ctx context.Context, card iso7816.Card, fid uint16) (int, error) {
 	if err := SelectEF(ctx, card, fid); err != nil {
 		return 0, err

@@ -1,13 +1,11 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/kazashi/kazashi/gateway/mqtt"
+	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 )
 
 // waitLong bounds every wait for a broker-side effect in these tests; on a
@@ -51,30 +50,13 @@ func connect(t testing.TB, o mqtt.Options) *mqtt.Client {
 
 // testLogger collects the client's log and prints it only if the test fails.
 func testLogger(t testing.TB) *slog.Logger {
-	buf := new(syncBuffer)
+	buf := new(mqtttest.Buffer)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("client log:\n%s", buf.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type message struct {

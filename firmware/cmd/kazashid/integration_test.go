@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +18,6 @@ import (
 	"github.com/kazashi/kazashi/hw/sim"
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // rig is the daemon under test with everything around it real: the
 // simulator on a pty (opened by the daemon through tarm/serial), Mosquitto
@@ -49,8 +30,8 @@ type rig struct {
 	events  chan tap.Event
 	raw     chan []byte
 	status  chan []byte
-	stdout  *syncBuffer
-	stderr  *syncBuffer
+	stdout  *mqtttest.Buffer
+	stderr  *mqtttest.Buffer
 	proxy   *mqtttest.Proxy
 	done    chan error
 	cancel  context.CancelFunc
@@ -102,7 +83,7 @@ func newRig(t *testing.T) *rig {
 
 	r := &rig{t: t, pki: pki, sim: s, cards: cards, proxy: proxy,
 		events: make(chan tap.Event, 32), raw: make(chan []byte, 32), status: make(chan []byte, 32),
-		stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1), cancel: cancel}
+		stdout: &mqtttest.Buffer{}, stderr: &mqtttest.Buffer{}, done: make(chan error, 1), cancel: cancel}
 
 	sub, err := mqtt.Connect(ctx, mqtt.Options{Broker: mosq.URL(), ClientID: "it-backend"})
 	if err != nil {
@@ -163,7 +144,7 @@ func (r *rig) waitReady() {
 	r.waitOutput(r.stdout, "[screen] ready", r.readies)
 }
 
-func (r *rig) waitOutput(b *syncBuffer, s string, n int) {
+func (r *rig) waitOutput(b *mqtttest.Buffer, s string, n int) {
 	r.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for strings.Count(b.String(), s) < n {

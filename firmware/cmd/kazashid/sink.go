@@ -119,9 +119,3 @@ func (s *queueSink) run(ctx context.Context, grace time.Duration) {
 		s.mu.Unlock()
 	}
 }
-
-func (s *queueSink) pending() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}

@@ -48,7 +48,7 @@ type Mosquitto struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
-	log    *syncBuffer   // stdout+stderr of every run
+	log    *Buffer       // stdout+stderr of every run
 }
 
 // StartMosquitto starts a broker on a free loopback port, waits until it
@@ -63,7 +63,7 @@ func StartMosquitto(tb testing.TB) *Mosquitto {
 		}
 		bin = debianMosquitto
 	}
-	m := &Mosquitto{tb: tb, bin: bin, dir: tb.TempDir(), log: new(syncBuffer)}
+	m := &Mosquitto{tb: tb, bin: bin, dir: tb.TempDir(), log: new(Buffer)}
 	tb.Cleanup(func() {
 		m.Stop()
 		if tb.Failed() {
@@ -176,19 +176,20 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// syncBuffer collects process output written from exec's copy goroutines.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writers and readers: it
+// collects the output of a process or a logger while a test polls it.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
