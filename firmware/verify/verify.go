@@ -1,7 +1,9 @@
-// Package verify checks a JPKI user-authentication certificate offline:
-// against preloaded trust anchors and preloaded CRLs, with an injected clock.
+// Package verify checks a JPKI end-entity certificate offline: against
+// preloaded trust anchors and preloaded CRLs, with an injected clock. A
+// Verifier serves one purpose (Options.Purpose): user authentication or
+// digital signature, each with its own anchors and CRLs.
 //
-// The JPKI user-authentication CA issues end-entity certificates directly
+// The JPKI CAs issue end-entity certificates directly
 // from a self-signed root, and the roots of its generations (2015, 2019,
 // 2023) share one subject DN. A leaf is therefore accepted only under an
 // anchor whose subject equals the leaf's issuer name AND whose key verifies
@@ -13,6 +15,10 @@
 //	malformed        leaf does not parse, is not a v3 end-entity certificate,
 //	                 lacks digitalSignature, or has a critical extension this
 //	                 package does not understand
+//	wrong-purpose    key usage of the other JPKI purpose: a signature
+//	                 certificate (nonRepudiation) offered for user
+//	                 authentication, or a certificate without
+//	                 nonRepudiation offered as a signature certificate
 //	test-card        leaf names an O=JPKI-TEST issuer and Options.AllowTest is off
 //	untrusted        no anchor with the issuer's name verifies the signature,
 //	                 or that anchor is not valid at the verification time
@@ -84,12 +90,13 @@ const (
 	ReasonMalformed      Reason = "malformed"
 	ReasonCRLUnavailable Reason = "crl-unavailable"
 	ReasonCRLStale       Reason = "crl-stale"
+	ReasonWrongPurpose   Reason = "wrong-purpose"
 )
 
 // Reasons returns every reason code, ok first.
 func Reasons() []Reason {
 	return []Reason{ReasonOK, ReasonRevoked, ReasonExpired, ReasonNotYetValid, ReasonUntrusted,
-		ReasonTestCard, ReasonMalformed, ReasonCRLUnavailable, ReasonCRLStale}
+		ReasonTestCard, ReasonMalformed, ReasonCRLUnavailable, ReasonCRLStale, ReasonWrongPurpose}
 }
 
 // TestOrganization is the O= value that marks the JPKI test hierarchy.
@@ -122,7 +129,23 @@ type Options struct {
 	// When false, New refuses JPKI-TEST anchors and Verify answers
 	// test-card for JPKI-TEST leaves.
 	AllowTest bool
+	// Purpose is what the leaves are for: PurposeAuth (the default) or
+	// PurposeSign. Anchors are per purpose too: give a Verifier only the
+	// roots of its purpose, so a signature certificate never chains in an
+	// authentication Verifier.
+	Purpose Purpose
 }
+
+// Purpose of the certificates a Verifier accepts.
+type Purpose string
+
+// Purposes: the JPKI user-authentication certificate (keyUsage
+// digitalSignature) and the signature certificate (digitalSignature and
+// nonRepudiation), per the JPKI end-entity profile.
+const (
+	PurposeAuth Purpose = "auth"
+	PurposeSign Purpose = "sign"
+)
 
 // Result is the outcome of one Verify.
 type Result struct {
@@ -138,6 +161,12 @@ type Result struct {
 	// Anchor is the trust anchor whose key verified the leaf, if any.
 	Anchor *x509.Certificate
 }
+
+// Chained reports whether the leaf's signature verified under one of the
+// Verifier's anchors, whatever the later checks said (validity,
+// revocation). Only then do the leaf's issuer and serial identify a card:
+// a self-made certificate that copies them does not chain.
+func (r Result) Chained() bool { return r.Anchor != nil }
 
 // OK reports whether the certificate was accepted.
 func (r Result) OK() bool { return r.Reason == ReasonOK }
@@ -166,6 +195,7 @@ type Verifier struct {
 	now       func() time.Time
 	floor     time.Time
 	allowTest bool
+	purpose   Purpose
 
 	replace sync.Mutex           // serialises ReplaceCRLs
 	highest map[scopeID]*big.Int // highest cRLNumber loaded so far, under replace
@@ -192,6 +222,14 @@ func New(opts Options) (*Verifier, error) {
 		now:       opts.Now,
 		floor:     opts.ClockFloor,
 		allowTest: opts.AllowTest,
+		purpose:   opts.Purpose,
+	}
+	switch v.purpose {
+	case "":
+		v.purpose = PurposeAuth
+	case PurposeAuth, PurposeSign:
+	default:
+		return nil, fmt.Errorf("%w: purpose %q", ErrOptions, opts.Purpose)
 	}
 	for i, c := range opts.Anchors {
 		if c == nil {
@@ -275,6 +313,10 @@ func (v *Verifier) verify(ctx context.Context, set *crlSet, now time.Time, der [
 	dpNames, detail := checkLeafProfile(leaf)
 	if detail != "" {
 		r.Reason, r.Detail = ReasonMalformed, detail
+		return r
+	}
+	if detail := checkPurpose(leaf, v.purpose); detail != "" {
+		r.Reason, r.Detail = ReasonWrongPurpose, detail
 		return r
 	}
 	if !v.allowTest && (isTestName(leaf.Issuer.Organization) || isTestName(leaf.Subject.Organization)) {
@@ -398,6 +440,21 @@ func checkLeafProfile(leaf *x509.Certificate) (dpNames [][]byte, detail string) 
 		}
 	}
 	return dpNames, ""
+}
+
+// checkPurpose tells the two JPKI end-entity profiles apart by key usage:
+// user authentication has digitalSignature only, the signature certificate
+// adds nonRepudiation (shared/docs/mynumbercard.md §2.5, from soltia48's
+// tests on real certificates).
+func checkPurpose(leaf *x509.Certificate, p Purpose) string {
+	nr := leaf.KeyUsage&x509.KeyUsageContentCommitment != 0
+	switch {
+	case p == PurposeAuth && nr:
+		return "keyUsage has nonRepudiation: a signature certificate, not a user-authentication certificate"
+	case p == PurposeSign && !nr:
+		return "keyUsage lacks nonRepudiation: not a signature certificate"
+	}
+	return ""
 }
 
 func isTestName(orgs []string) bool { return slices.Contains(orgs, TestOrganization) }

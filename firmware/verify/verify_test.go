@@ -87,8 +87,8 @@ func TestProductionRejectsTestCards(t *testing.T) {
 	}
 }
 
-// realRoot returns the real 2023 JPKI user-authentication root, as the
-// daemon ships it.
+// realRoot returns the real JPKI user-authentication roots (2019 and
+// 2023 generations), as the daemon ships them.
 func realRoot(t *testing.T) []*x509.Certificate {
 	t.Helper()
 	anchors, err := trust.JPKIAuthRoots()
@@ -98,17 +98,18 @@ func realRoot(t *testing.T) []*x509.Certificate {
 	return anchors
 }
 
-// The real 2023 root loads as an anchor, and a test leaf claiming its
+// The real roots load as anchors, and a test leaf claiming a real root's
 // name and key identifier does not verify under it.
 func TestRealRoot(t *testing.T) {
 	f := getFixture(t)
 	real := realRoot(t)
-	if len(real) != 1 {
-		t.Fatalf("%d anchors, want 1", len(real))
+	var fps []string
+	for _, c := range real {
+		sum := sha256.Sum256(c.Raw)
+		fps = append(fps, fmt.Sprintf("%X…%X", sum[:4], sum[29:]))
 	}
-	sum := sha256.Sum256(real[0].Raw)
-	if got := fmt.Sprintf("%X…%X", sum[:4], sum[29:]); got != "64114F29…C322B5" {
-		t.Fatalf("fingerprint %s, want the 2023 auth root's 64114F29…C322B5", got)
+	if strings.Join(fps, " ") != "0D98DE47…1FADE6 64114F29…C322B5" {
+		t.Fatalf("fingerprints %v, want the 2019 and 2023 auth roots", fps)
 	}
 
 	v := f.verifier(t, func(o *verify.Options) { o.Anchors = append(real, f.root) })
@@ -116,7 +117,7 @@ func TestRealRoot(t *testing.T) {
 
 	// A forged leaf naming the real root as issuer, with its AKI, signed by
 	// the test root's key.
-	forger := *real[0]
+	forger := *real[1]
 	forger.PublicKey = f.pki.RootKey.Public()
 	forged := leaf(t, &forger, f.pki.RootKey, x509.Certificate{})
 	r := check(t, v, forged, verify.ReasonUntrusted)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,12 +33,35 @@ type Config struct {
 		// "GPIO17"); empty: no hardware reset.
 		ResetGPIO string `json:"reset_gpio"`
 	} `json:"reader"`
+	// Profile is the service profile every tap of this kiosk runs.
+	Profile ProfileConfig `json:"profile"`
+	// HolderInput is the local endpoint where a PIN pad, the kiosk screen
+	// or a test types the holder's secrets.
+	HolderInput struct {
+		// Socket is the Unix socket path (created 0600 in a 0700 folder).
+		Socket string `json:"socket"`
+		// Timeout bounds the wait for one answer (default 60 s); it is
+		// not counted in the card read timeout.
+		Timeout Duration `json:"timeout"`
+	} `json:"holder_input"`
 	Trust struct {
-		// Anchors are PEM or DER root certificates; empty means the real
-		// JPKI user-authentication root shipped with Kazashi.
+		// Anchors are PEM or DER root certificates for user-authentication
+		// certificates; empty means the real JPKI user-authentication roots
+		// (2019 and 2023 generations) shipped with Kazashi.
 		Anchors []string `json:"anchors"`
 		// CRLs are DER CRLs issued by the anchors.
 		CRLs []string `json:"crls"`
+		// SignAnchors and SignCRLs are the same for signature certificates
+		// (profiles sign and register); empty anchors mean the shipped JPKI
+		// signature roots. A signature certificate is never checked against
+		// the authentication anchors, nor the other way round.
+		SignAnchors []string `json:"sign_anchors"`
+		SignCRLs    []string `json:"sign_crls"`
+		// CVAnchors are CA keys for the card applications' CV certificates
+		// (face-check, attributes), in addition to the shipped ones:
+		// production keys (IDs 5…) outside test mode, J-LIS test keys (6…)
+		// in test mode. A key whose ID does not fit the mode is refused.
+		CVAnchors []CVAnchorConfig `json:"cv_anchors"`
 		// AllowTest accepts O=JPKI-TEST hierarchies: demo and test only.
 		AllowTest bool `json:"allow_test"`
 	} `json:"trust"`
@@ -57,6 +81,40 @@ type Config struct {
 	// LogLevel: debug, info, warn, error.
 	LogLevel string `json:"log_level"`
 }
+
+// ProfileConfig selects and tunes the service profile.
+type ProfileConfig struct {
+	// Name: card-check (default), face-check, pin-auth, sign, attributes
+	// or register; the README says what each proves.
+	Name string `json:"name"`
+	// Service names the pseudonym domain: card_id and card_key_id are
+	// keyed per service, so two services of one deployment cannot join
+	// their records. Default "default".
+	Service string `json:"service"`
+	// TriesFloor: no secret is presented when fewer tries are left
+	// (default 2); the holder is sent to the counter instead.
+	TriesFloor int `json:"tries_floor"`
+	// IndividualNumberPermitted lets the attributes profile read the
+	// 12-digit individual number. Set it only for a service that the My
+	// Number Act permits to collect it.
+	IndividualNumberPermitted bool `json:"individual_number_permitted"`
+	// DocumentFile is the document whose SHA-256 the holder signs in the
+	// sign and register profiles.
+	DocumentFile string `json:"document_file"`
+}
+
+// CVAnchorConfig is one CV CA public key.
+type CVAnchorConfig struct {
+	// ID as in the CV certificate's issuer field, e.g. "6990023/001".
+	ID string `json:"id"`
+	// Purpose: "surface" (card surface AP) or "support" (input support AP).
+	Purpose string `json:"purpose"`
+	// File holds the key as PEM PUBLIC KEY.
+	File string `json:"file"`
+}
+
+// Profiles the daemon knows.
+var profiles = []string{"card-check", "face-check", "pin-auth", "sign", "attributes", "register"}
 
 // Duration is a time.Duration written as "200ms" in JSON.
 type Duration time.Duration
@@ -122,7 +180,25 @@ func (c *Config) defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.Profile.Name == "" {
+		c.Profile.Name = "card-check"
+	}
+	if c.Profile.Service == "" {
+		c.Profile.Service = "default"
+	}
+	if c.Profile.TriesFloor == 0 {
+		c.Profile.TriesFloor = 2
+	}
+	if c.HolderInput.Timeout == 0 {
+		c.HolderInput.Timeout = Duration(60 * time.Second)
+	}
 }
+
+// needsInput reports whether the profile asks the holder for a secret.
+func (c *Config) needsInput() bool { return c.Profile.Name != "card-check" }
+
+// needsSign reports whether the profile reads the signature certificate.
+func (c *Config) needsSign() bool { return c.Profile.Name == "sign" || c.Profile.Name == "register" }
 
 func (c *Config) resolve(dir string) {
 	abs := func(p string) string {
@@ -137,6 +213,17 @@ func (c *Config) resolve(dir string) {
 	for i := range c.Trust.CRLs {
 		c.Trust.CRLs[i] = abs(c.Trust.CRLs[i])
 	}
+	for i := range c.Trust.SignAnchors {
+		c.Trust.SignAnchors[i] = abs(c.Trust.SignAnchors[i])
+	}
+	for i := range c.Trust.SignCRLs {
+		c.Trust.SignCRLs[i] = abs(c.Trust.SignCRLs[i])
+	}
+	for i := range c.Trust.CVAnchors {
+		c.Trust.CVAnchors[i].File = abs(c.Trust.CVAnchors[i].File)
+	}
+	c.HolderInput.Socket = abs(c.HolderInput.Socket)
+	c.Profile.DocumentFile = abs(c.Profile.DocumentFile)
 	c.PseudonymKeyFile = abs(c.PseudonymKeyFile)
 	c.MQTT.PasswordFile = abs(c.MQTT.PasswordFile)
 }
@@ -154,6 +241,34 @@ func (c *Config) validate() error {
 	}
 	if len(c.Trust.CRLs) == 0 {
 		errs = append(errs, errors.New("trust.crls must list at least one CRL: without one every card would be refused (crl-unavailable)"))
+	}
+	if !slices.Contains(profiles, c.Profile.Name) {
+		errs = append(errs, fmt.Errorf("profile.name %q: use one of %s", c.Profile.Name, strings.Join(profiles, ", ")))
+	}
+	if strings.ContainsRune(c.Profile.Service, 0) {
+		errs = append(errs, errors.New("profile.service must not contain NUL"))
+	}
+	if c.Profile.TriesFloor < 1 {
+		errs = append(errs, fmt.Errorf("profile.tries_floor %d: at least 1 (a secret is never presented with no tries left)", c.Profile.TriesFloor))
+	}
+	if c.Profile.IndividualNumberPermitted && c.Profile.Name != "attributes" {
+		errs = append(errs, errors.New("profile.individual_number_permitted applies only to the attributes profile"))
+	}
+	if c.needsInput() && c.HolderInput.Socket == "" {
+		errs = append(errs, fmt.Errorf("profile %s asks the holder for a secret: holder_input.socket must be set", c.Profile.Name))
+	}
+	if c.needsSign() {
+		if len(c.Trust.SignCRLs) == 0 {
+			errs = append(errs, fmt.Errorf("profile %s checks signature certificates: trust.sign_crls must list at least one CRL", c.Profile.Name))
+		}
+		if c.Profile.DocumentFile == "" {
+			errs = append(errs, fmt.Errorf("profile %s signs a document: profile.document_file must be set", c.Profile.Name))
+		}
+	}
+	for i, a := range c.Trust.CVAnchors {
+		if a.ID == "" || a.File == "" || (a.Purpose != "surface" && a.Purpose != "support") {
+			errs = append(errs, fmt.Errorf("trust.cv_anchors[%d]: id, file and purpose (surface or support) are required", i))
+		}
 	}
 	if c.PseudonymKeyFile == "" {
 		errs = append(errs, errors.New("pseudonym_key_file must be set"))
