@@ -10,7 +10,9 @@ import (
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
 
-// Verify each card of a freshly generated test hierarchy in test mode.
+// Verify each card of a freshly generated test hierarchy in test mode. The
+// clone carries a copy of the valid card's certificate, so certificate
+// verification alone accepts it: only the card's keys tell them apart.
 func Example() {
 	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	pki, err := testpki.Generate(now)
@@ -39,4 +41,5 @@ func Example() {
 	// revoked    revoked
 	// expired    expired
 	// unknown-ca untrusted
+	// clone      ok
 }

@@ -104,3 +104,32 @@ func TestECDSAP384(t *testing.T) {
 	}
 	check(t, v, leafDER, verify.ReasonRevoked)
 }
+
+// The generated signature hierarchy: the sign certificate verifies under
+// the sign root with its own CRL, and neither it nor its root helps in the
+// authentication verifier.
+func TestSignHierarchy(t *testing.T) {
+	f := getFixture(t)
+	signRoot, err := x509.ParseCertificate(f.pki.SignRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign, err := verify.New(verify.Options{Anchors: []*x509.Certificate{signRoot}, CRLs: [][]byte{f.pki.SignCRL}, Now: clock(genesis), AllowTest: true, Purpose: verify.PurposeSign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, sign, f.pki.Cards[testpki.KindValid].SignCert, verify.ReasonOK)
+	check(t, sign, f.pki.Cards[testpki.KindRevoked].SignCert, verify.ReasonRevoked)
+	// An authentication certificate offered as a signature certificate.
+	check(t, sign, f.card(testpki.KindValid), verify.ReasonWrongPurpose)
+
+	// The authentication verifier with both roots as anchors still refuses
+	// the sign certificate by key usage.
+	both := f.verifier(t, func(o *verify.Options) { o.Anchors = append(o.Anchors, signRoot) })
+	check(t, both, f.pki.Cards[testpki.KindValid].SignCert, verify.ReasonWrongPurpose)
+	// And with only the auth root, a sign certificate does not chain at all.
+	auth := f.verifier(t, nil)
+	if r := auth.Verify(t.Context(), f.pki.Cards[testpki.KindValid].SignCert); r.OK() || r.Chained() {
+		t.Errorf("sign certificate in the auth verifier: %s chained=%v", r.Reason, r.Chained())
+	}
+}

@@ -5,9 +5,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -57,7 +54,7 @@ func TestGenerateTime(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	want := []string{"valid", "revoked", "expired", "unknown-ca"}
+	want := []string{"valid", "revoked", "expired", "unknown-ca", "clone"}
 	if got := Kinds(); !slices.Equal(got, want) {
 		t.Fatalf("Kinds() = %q, want %q", got, want)
 	}
@@ -67,8 +64,8 @@ func TestKinds(t *testing.T) {
 	}
 	for _, k := range want {
 		c := p.Cards[k]
-		if c.Kind != k || c.Token != "JPKIAPICCTOKEN2" || c.Key == nil {
-			t.Errorf("card %q: Kind %q Token %q key %v", k, c.Kind, c.Token, c.Key != nil)
+		if c.Kind != k || c.Token != "JPKIAPICCTOKEN2" || c.Key == nil || c.SignKey == nil {
+			t.Errorf("card %q: Kind %q Token %q keys %v %v", k, c.Kind, c.Token, c.Key != nil, c.SignKey != nil)
 		}
 	}
 }
@@ -184,8 +181,8 @@ func TestCardProfiles(t *testing.T) {
 			if leaf.IsCA || leaf.KeyUsage != x509.KeyUsageDigitalSignature {
 				t.Errorf("CA %v key usage %b", leaf.IsCA, leaf.KeyUsage)
 			}
-			if !c.Key.PublicKey.Equal(leaf.PublicKey) {
-				t.Error("key does not match certificate")
+			if got := c.Key.PublicKey.Equal(leaf.PublicKey); got != (kind != KindClone) {
+				t.Errorf("key matches the certificate: %v (only the clone's must not)", got)
 			}
 			if len(leaf.Subject.Names) != 1 || len(leaf.Subject.CommonName) != 32 {
 				t.Errorf("subject %v: want a single opaque CN", leaf.Subject)
@@ -199,8 +196,8 @@ func TestCardProfiles(t *testing.T) {
 			if s := leaf.SerialNumber; s.Sign() <= 0 || len(s.Bytes()) > 20 {
 				t.Errorf("serial %x out of range", s)
 			}
-			if serials[leaf.SerialNumber.String()] {
-				t.Error("duplicate serial")
+			if serials[leaf.SerialNumber.String()] != (kind == KindClone) {
+				t.Error("duplicate serial, or the clone's is not the valid card's")
 			}
 			serials[leaf.SerialNumber.String()] = true
 			if err := leaf.CheckSignatureFrom(ca); err != nil {
@@ -212,7 +209,7 @@ func TestCardProfiles(t *testing.T) {
 				t.Errorf("signed by the genuine root: %v, want %v", err == nil, wantSigned)
 			}
 			switch kind {
-			case KindValid, KindRevoked, KindUnknownCA:
+			case KindValid, KindRevoked, KindUnknownCA, KindClone:
 				if !leaf.NotBefore.Equal(now.AddDate(0, 0, -365)) || !leaf.NotAfter.Equal(now.AddDate(0, 0, 4*365)) {
 					t.Errorf("validity %v..%v", leaf.NotBefore, leaf.NotAfter)
 				}
@@ -261,93 +258,5 @@ func TestCRL(t *testing.T) {
 	e := crl.RevokedCertificateEntries[0]
 	if e.SerialNumber.Cmp(revoked.SerialNumber) != 0 || e.ReasonCode != 1 {
 		t.Errorf("entry serial %x reason %d, want %x reason 1", e.SerialNumber, e.ReasonCode, revoked.SerialNumber)
-	}
-}
-
-func TestWriteLoadDir(t *testing.T) {
-	p := generated(t)
-	dir := t.TempDir()
-	if err := p.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
-	// Writing twice replaces files in place.
-	if err := p.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		names = append(names, filepath.ToSlash(rel))
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		wantMode := os.FileMode(0o644)
-		if filepath.Ext(path) == ".pem" && filepath.Base(filepath.Dir(path)) == "cards" {
-			wantMode = 0o600
-		}
-		if info.Mode().Perm() != wantMode {
-			t.Errorf("%s: mode %v, want %v", rel, info.Mode().Perm(), wantMode)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"anchors/jpki-test-auth.pem", "crl/jpki-test-auth.crl"}
-	for _, k := range Kinds() {
-		want = append(want, "cards/"+k+".ca.der", "cards/"+k+".cert.der", "cards/"+k+".key.pem")
-	}
-	slices.Sort(names)
-	slices.Sort(want)
-	if !slices.Equal(names, want) {
-		t.Errorf("files %q, want %q (no temporary files left)", names, want)
-	}
-
-	q, err := LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(q.Root, p.Root) || !bytes.Equal(q.CRL, p.CRL) || q.RootKey != nil {
-		t.Error("root or CRL differs after a round trip, or RootKey was loaded")
-	}
-	for _, k := range Kinds() {
-		a, b := p.Cards[k], q.Cards[k]
-		if a.Kind != b.Kind || a.Token != b.Token || !bytes.Equal(a.Cert, b.Cert) || !bytes.Equal(a.CACert, b.CACert) || !a.Key.Equal(b.Key) {
-			t.Errorf("card %q differs after a round trip", k)
-		}
-	}
-}
-
-func TestLoadDirErrors(t *testing.T) {
-	p := generated(t)
-	for name, mangle := range map[string]func(dir string) error{
-		"missing CRL": func(dir string) error { return os.Remove(filepath.Join(dir, CRLFile)) },
-		"anchor not PEM": func(dir string) error {
-			return os.WriteFile(filepath.Join(dir, AnchorFile), p.Root, 0o644)
-		},
-		"key of another card": func(dir string) error {
-			b, err := os.ReadFile(filepath.Join(dir, "cards/expired.key.pem"))
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dir, "cards/valid.key.pem"), b, 0o600)
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := p.WriteDir(dir); err != nil {
-				t.Fatal(err)
-			}
-			if err := mangle(dir); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := LoadDir(dir); !errors.Is(err, ErrLoad) {
-				t.Errorf("LoadDir: %v, want ErrLoad", err)
-			}
-		})
 	}
 }

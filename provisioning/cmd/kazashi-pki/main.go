@@ -4,8 +4,11 @@
 //
 //	kazashi-pki -out DIR [-now RFC3339]
 //
-// It prints the card kinds, their serials and the anchor's SHA-256
-// fingerprint; it never prints key material.
+// It prints the anchors' SHA-256 fingerprints, the CRLs, the CV anchor IDs
+// with the SHA-256 of their moduli, and per card kind the serials of its
+// certificates and which card applications it has. It never prints key
+// material, secrets (PINs, password, collation number) or the synthetic
+// holders' data: those are in the 0600 files under cards/.
 package main
 
 import (
@@ -77,21 +80,51 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func summary(w io.Writer, dir string, t time.Time, p *testpki.PKI) error {
-	crl, err := x509.ParseRevocationList(p.CRL)
-	if err != nil {
-		return fmt.Errorf("kazashi-pki: %w", err)
-	}
-	sum := sha256.Sum256(p.Root)
 	fmt.Fprintf(w, "test JPKI hierarchy (O=JPKI-TEST) written to %s at %s\n", dir, t.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "anchor  %s  SHA-256 %s\n", testpki.AnchorFile, fingerprint(sum[:]))
-	fmt.Fprintf(w, "crl     %s  number %d, thisUpdate %s, nextUpdate %s, %d revoked\n", testpki.CRLFile,
-		crl.Number, crl.ThisUpdate.Format(time.RFC3339), crl.NextUpdate.Format(time.RFC3339), len(crl.RevokedCertificateEntries))
+	for _, a := range []struct {
+		file string
+		der  []byte
+	}{{testpki.AnchorFile, p.Root}, {testpki.SignAnchorFile, p.SignRoot}} {
+		sum := sha256.Sum256(a.der)
+		fmt.Fprintf(w, "anchor  %s  SHA-256 %s\n", a.file, fingerprint(sum[:]))
+	}
+	for _, c := range []struct {
+		file string
+		der  []byte
+	}{{testpki.CRLFile, p.CRL}, {testpki.SignCRLFile, p.SignCRL}} {
+		crl, err := x509.ParseRevocationList(c.der)
+		if err != nil {
+			return fmt.Errorf("kazashi-pki: %s: %w", c.file, err)
+		}
+		fmt.Fprintf(w, "crl     %s  number %d, thisUpdate %s, nextUpdate %s, %d revoked\n", c.file,
+			crl.Number, crl.ThisUpdate.Format(time.RFC3339), crl.NextUpdate.Format(time.RFC3339), len(crl.RevokedCertificateEntries))
+	}
+	for _, a := range p.CVAnchors {
+		sum := sha256.Sum256(a.Key.N.FillBytes(make([]byte, 256)))
+		fmt.Fprintf(w, "cv      %-7s  %s  SHA-256(modulus) %x\n", a.Purpose, a.IDString, sum)
+	}
 	for _, kind := range testpki.Kinds() {
-		c, err := x509.ParseCertificate(p.Cards[kind].Cert)
+		card := p.Cards[kind]
+		auth, err := x509.ParseCertificate(card.Cert)
 		if err != nil {
 			return fmt.Errorf("kazashi-pki: %s card: %w", kind, err)
 		}
-		fmt.Fprintf(w, "card    %-10s  serial %x  notAfter %s\n", kind, c.SerialNumber, c.NotAfter.Format(time.RFC3339))
+		sign, err := x509.ParseCertificate(card.SignCert)
+		if err != nil {
+			return fmt.Errorf("kazashi-pki: %s card: signature certificate: %w", kind, err)
+		}
+		var aps []string
+		if card.Surface != nil {
+			aps = append(aps, "surface")
+		}
+		if card.Support != nil {
+			aps = append(aps, "support")
+		}
+		if len(aps) == 0 {
+			aps = append(aps, "none")
+		}
+		fmt.Fprintf(w, "card    %-10s  serial %x  sign serial %x  notAfter %s  APs %s\n", kind,
+			auth.SerialNumber, sign.SerialNumber, auth.NotAfter.Format(time.RFC3339), strings.Join(aps, ","))
 	}
 	return nil
 }

@@ -48,10 +48,42 @@ func TestRun(t *testing.T) {
 			t.Errorf("expired card notAfter %v, want %v (-now not applied)", c.NotAfter, want)
 		}
 		// No key material: neither the PEM armour nor the modulus.
-		key := p.Cards[kind].Key
+		card := p.Cards[kind]
+		key := card.Key
 		if strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, fmt.Sprintf("%x", key.D.Bytes()[:8])) {
 			t.Error("summary contains key material")
 		}
+		sign, err := x509.ParseCertificate(card.SignCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(s, fmt.Sprintf("sign serial %x", sign.SerialNumber)) {
+			t.Errorf("summary lacks the %s card's signature certificate serial", kind)
+		}
+		// No secrets and no holder data.
+		for _, secret := range []string{card.SignPassword, card.CollationB, card.Person.Name, card.Person.Address, card.Person.IndividualNumber, card.Person.BirthDate} {
+			if secret != "" && strings.Contains(s, secret) {
+				t.Errorf("summary contains %s card data", kind)
+			}
+		}
+	}
+	sum = sha256.Sum256(p.SignRoot)
+	if !strings.Contains(s, testpki.SignAnchorFile) || !strings.Contains(s, fingerprint(sum[:])) || !strings.Contains(s, testpki.SignCRLFile) {
+		t.Error("summary lacks the signature root or its CRL")
+	}
+	for _, id := range []string{"surface  6990023/001", "support  6990033/001"} {
+		if !strings.Contains(s, "cv      "+id) {
+			t.Errorf("summary lacks the CV anchor %s", id)
+		}
+	}
+	for _, a := range p.CVAnchors {
+		m := sha256.Sum256(a.Key.N.FillBytes(make([]byte, 256)))
+		if !strings.Contains(s, fmt.Sprintf("%x", m)) {
+			t.Errorf("summary lacks the %s anchor's modulus hash", a.Purpose)
+		}
+	}
+	if !strings.Contains(s, "clone       serial") || !strings.Contains(s, "APs none") || !strings.Contains(s, "APs surface,support") {
+		t.Error("summary lacks the clone or the APs")
 	}
 }
 
