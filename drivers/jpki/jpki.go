@@ -71,15 +71,14 @@ var (
 // offset and one final 256-byte read.
 const maxFileSize = 0x7FFF + 256
 
-// SelectAP selects the JPKI AP by name.
+// SelectAP selects the JPKI AP by name. A card without it gives an error
+// wrapping both ErrNotJPKI and ErrNoApplication.
 func SelectAP(ctx context.Context, card iso7816.Card) error {
-	_, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xA4, P1: 0x04, P2: 0x0C, Data: AID})
-	var se *iso7816.StatusError
-	if errors.As(err, &se) && (se.SW == iso7816.SWFileNotFound || se.SW == iso7816.SWWrongP1P2) {
-		return fmt.Errorf("%w (SW %04X)", ErrNotJPKI, se.SW)
-	}
-	if err != nil {
-		return fmt.Errorf("jpki: select AP: %w", err)
+	if err := selectByName(ctx, card, AID, ErrNotJPKI); err != nil {
+		if errors.Is(err, ErrNoApplication) {
+			return err
+		}
+		return fmt.Errorf("jpki: select AP: %w", errors.Unwrap(err))
 	}
 	return nil
 }

@@ -111,6 +111,8 @@ type Chip struct {
 	card      *picc
 	hostChain []byte // InDataExchange host chaining (Tg | 0x40)
 	miRest    []byte // rest of an answer sent with MI
+	// miPersonal marks miRest as personal data for the frame log (doc §7).
+	miPersonal bool
 }
 
 // NewChip returns a powered-on chip looking at field.
@@ -149,7 +151,7 @@ func (c *Chip) reset() {
 	c.maxRtyCOM = 0
 	c.lastErr = 0
 	c.tg, c.card = nil, nil
-	c.hostChain, c.miRest = nil, nil
+	c.hostChain, c.miRest, c.miPersonal = nil, nil, false
 }
 
 // CIU registers the simulator interprets.
@@ -226,9 +228,28 @@ func (c *Chip) setRF(on bool) {
 // command the link must answer with the syntax error frame, and ctx's error
 // when the host aborted the command.
 func (c *Chip) Process(ctx context.Context, cmd []byte) ([]byte, error) {
+	out, _, err := c.process(ctx, cmd)
+	return out, err
+}
+
+// process is Process that also reports whether the answer carries card
+// data that the frame log must mask (personal data, doc §7).
+func (c *Chip) process(ctx context.Context, cmd []byte) (out []byte, personal bool, err error) {
 	if len(cmd) == 0 {
-		return nil, ErrSyntax
+		return nil, false, ErrSyntax
 	}
+	switch cmd[0] {
+	case cmdInDataExchange:
+		return c.inDataExchange(ctx, cmd[1:])
+	case cmdInCommunicateThru:
+		return c.inCommunicateThru(ctx, cmd[1:])
+	}
+	out, err = c.command(ctx, cmd)
+	return out, false, err
+}
+
+// command runs every command but InDataExchange and InCommunicateThru.
+func (c *Chip) command(ctx context.Context, cmd []byte) ([]byte, error) {
 	args := cmd[1:]
 	switch cmd[0] {
 	case cmdDiagnose:
@@ -268,10 +289,6 @@ func (c *Chip) Process(ctx context.Context, cmd []byte) ([]byte, error) {
 		return c.inListPassiveTarget(ctx, args)
 	case cmdInAutoPoll:
 		return c.inAutoPoll(ctx, args)
-	case cmdInDataExchange:
-		return c.inDataExchange(ctx, args)
-	case cmdInCommunicateThru:
-		return c.inCommunicateThru(ctx, args)
 	case cmdInDeselect:
 		return c.inDeselect(args)
 	case cmdInRelease:
@@ -369,7 +386,7 @@ func (c *Chip) powerDown(args []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.setRF(false)
-	c.tg, c.hostChain, c.miRest = nil, nil, nil
+	c.tg, c.hostChain, c.miRest, c.miPersonal = nil, nil, nil, false
 	c.asleep = true
 	c.hsuWake = args[0]&0x10 != 0
 	return []byte{0x17, StatusOK}, nil
@@ -424,7 +441,7 @@ func (c *Chip) tryActivateB(afi byte) []byte {
 
 // releaseAll forgets listed targets. c.mu must be held.
 func (c *Chip) releaseAll() {
-	c.tg, c.hostChain, c.miRest = nil, nil, nil
+	c.tg, c.hostChain, c.miRest, c.miPersonal = nil, nil, nil, false
 }
 
 func (c *Chip) inListPassiveTarget(ctx context.Context, args []byte) ([]byte, error) {
@@ -535,32 +552,34 @@ func (c *Chip) status(code, st byte) []byte {
 	return []byte{code, st}
 }
 
-func (c *Chip) inDataExchange(ctx context.Context, args []byte) ([]byte, error) {
+func (c *Chip) inDataExchange(ctx context.Context, args []byte) ([]byte, bool, error) {
 	if len(args) < 1 {
-		return nil, ErrSyntax
+		return nil, false, ErrSyntax
 	}
 	tg, payload := args[0], args[1:]
 	c.mu.Lock()
 	if c.tg == nil || tg&0x3F != 0x01 {
 		defer c.mu.Unlock()
-		return c.status(0x41, StatusWrongContext), nil
+		return c.status(0x41, StatusWrongContext), false, nil
 	}
 	if len(c.miRest) > 0 && len(payload) == 0 { // fetch the rest of an MI answer
 		defer c.mu.Unlock()
-		return c.chunk(), nil
+		return c.chunk(), c.miPersonal, nil
 	}
-	c.miRest = nil
+	c.miRest, c.miPersonal = nil, false
 	p := c.syncCard()
 	if !c.targetReachable() {
 		c.mu.Unlock()
-		return c.timeout(ctx, 0x41)
+		out, err := c.timeout(ctx, 0x41)
+		return out, false, err
 	}
 	if c.tg.deselected || p.state != piccActive || p.cid != 0x01 {
 		// The firmware reselects a deselected target (WUPB + ATTRIB); a
 		// card activated by someone else does not answer CID 1 blocks.
 		if !c.tg.deselected || !p.wake(0x00, true) {
 			c.mu.Unlock()
-			return c.timeout(ctx, 0x41)
+			out, err := c.timeout(ctx, 0x41)
+			return out, false, err
 		}
 		p.activate(0x01, 64)
 		c.tg.deselected = false
@@ -568,27 +587,28 @@ func (c *Chip) inDataExchange(ctx context.Context, args []byte) ([]byte, error) 
 	if tg&0x40 != 0 { // host chaining: the card acknowledges each chunk
 		c.hostChain = append(c.hostChain, payload...)
 		defer c.mu.Unlock()
-		return c.status(0x41, StatusOK), nil
+		return c.status(0x41, StatusOK), false, nil
 	}
 	apdu := append(c.hostChain, payload...)
 	c.hostChain = nil
 	seq := c.tg.seq
 	c.mu.Unlock()
 
-	resp, ok, err := c.field.transmit(ctx, seq, apdu)
+	resp, personal, ok, err := c.field.transmit(ctx, seq, apdu)
 	if err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("sim: InDataExchange: %w", ctx.Err())
+		return nil, false, fmt.Errorf("sim: InDataExchange: %w", ctx.Err())
 	}
 	if !ok || err != nil {
 		if err != nil {
 			c.log.Warn("card failed", "err", err)
 		}
-		return c.timeout(ctx, 0x41)
+		out, err := c.timeout(ctx, 0x41)
+		return out, false, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.miRest = resp
-	return c.chunk(), nil
+	c.miRest, c.miPersonal = resp, personal
+	return c.chunk(), personal, nil
 }
 
 // chunk sends the next piece of c.miRest, with MI when more follows.
@@ -614,12 +634,16 @@ func (c *Chip) timeout(ctx context.Context, code byte) ([]byte, error) {
 	return c.status(code, StatusTimeout), nil
 }
 
-func (c *Chip) inCommunicateThru(ctx context.Context, args []byte) ([]byte, error) {
+func (c *Chip) inCommunicateThru(ctx context.Context, args []byte) ([]byte, bool, error) {
 	c.mu.Lock()
-	var out []byte
+	var (
+		out      []byte
+		personal bool
+	)
 	if len(args) > 0 && c.regs[regTxMode]&0x03 == 0x03 && c.regs[regRxMode]&0x03 == 0x03 {
 		if p := c.syncCard(); p != nil {
 			out = p.frame(ctx, c.field, args)
+			personal = p.outPersonal
 			if c.tg != nil && p.state != piccActive {
 				c.tg.deselected = true // the host took the card away from the firmware
 			}
@@ -627,10 +651,11 @@ func (c *Chip) inCommunicateThru(ctx context.Context, args []byte) ([]byte, erro
 	}
 	if out != nil {
 		defer c.mu.Unlock()
-		return append(c.status(0x43, StatusOK), out...), nil
+		return append(c.status(0x43, StatusOK), out...), personal, nil
 	}
 	c.mu.Unlock()
-	return c.timeout(ctx, 0x43)
+	out, err := c.timeout(ctx, 0x43)
+	return out, false, err
 }
 
 func (c *Chip) inDeselect(args []byte) ([]byte, error) {
@@ -655,7 +680,7 @@ func (c *Chip) deselect() {
 	if c.targetReachable() && c.card.state == piccActive && c.card.cid == 0x01 {
 		c.card.state = piccHalt
 	}
-	c.hostChain, c.miRest = nil, nil
+	c.hostChain, c.miRest, c.miPersonal = nil, nil, false
 }
 
 func (c *Chip) inRelease(args []byte) ([]byte, error) {

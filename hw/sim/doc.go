@@ -1,5 +1,6 @@
 // Package sim is a simulated NXP PN532 on a pseudo-terminal, holding virtual
-// contactless cards (My Number Card, JPKI application).
+// contactless cards (My Number Cards: JPKI, card surface and input support
+// applications).
 //
 // It speaks the real PN532 host frame protocol byte for byte (UM0701-02
 // §6.2, as observed from libnfc 1.8's pn532_uart driver), so the same driver
@@ -18,7 +19,14 @@
 //     NACK (resend), and models LowVbat/PowerDown sleep.
 //   - [Field] is the RF field: a [Target] (virtual card) is placed on it or
 //     removed, possibly automatically after N APDUs.
-//   - [JPKICard] is a virtual My Number Card (JPKI AP).
+//   - [JPKICard] is a virtual My Number Card: the JPKI AP with both key
+//     pairs, and optionally the card surface AP (collation number B,
+//     card-face record, CV certificate, challenge signing) and the input
+//     support AP (PIN, basic 4 information, individual number, integrity
+//     record, challenge key), with persistent retry counters and the
+//     security state cleared on every SELECT by DF name and on power-off.
+//     [FromTestPKI] builds one from a provisioning/testpki card. Its
+//     behaviour follows ../shared/docs/mynumbercard.md, cited per rule.
 //   - [Start] opens a pty, serves a Chip on its master side and returns a
 //     [Sim] whose [Sim.Path] a host opens like /dev/ttyUSB0.
 //
@@ -67,6 +75,14 @@
 // Anything the card does not answer gives 43 01 (timeout);
 // CRC_B is added and checked by the chip, as with CRC enabled in TxMode and
 // RxMode.
+//
+// The frame log (Options.Logger at Debug level) masks secrets and personal
+// data (doc §7): the data of VERIFY (INS 20), CHANGE REFERENCE DATA (24),
+// RESET RETRY COUNTER (2C) and CHANGE KEY (32) APDUs in every AP, also in
+// later chunks of a host-chained APDU, and the card's answers to READ
+// BINARY of the personal-data files (input support EF 0001–0003, card
+// surface EF 0001/0002/0005, JPKI EF 0001), shown as "**" after the
+// response code and status byte.
 //
 // Unknown or malformed commands answer the syntax error frame
 // 00 00 FF 01 FF 7F 81 00. A frame with a bad LCS or DCS is dropped without

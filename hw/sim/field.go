@@ -133,22 +133,34 @@ func (f *Field) current() (Target, uint64, <-chan struct{}) {
 	return f.card, f.seq, f.changed
 }
 
+// markedTarget is implemented by the package's own cards: Transmit that
+// also tells whether the answer carries personal data, so that the frame
+// log masks it (doc §7).
+type markedTarget interface {
+	transmitMarked(ctx context.Context, apdu []byte) (resp []byte, personal bool, err error)
+}
+
 // transmit sends apdu to the card of placement seq, counts it and performs a
 // scheduled removal. ok is false when that card is no longer on the field.
-func (f *Field) transmit(ctx context.Context, seq uint64, apdu []byte) (resp []byte, ok bool, err error) {
+// personal is true when the answer carries personal data.
+func (f *Field) transmit(ctx context.Context, seq uint64, apdu []byte) (resp []byte, personal, ok bool, err error) {
 	f.mu.Lock()
 	card := f.card
 	if card == nil || f.seq != seq {
 		f.mu.Unlock()
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	f.mu.Unlock()
-	resp, err = card.Transmit(ctx, apdu)
+	if m, isMarked := card.(markedTarget); isMarked {
+		resp, personal, err = m.transmitMarked(ctx, apdu)
+	} else {
+		resp, err = card.Transmit(ctx, apdu)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.seq != seq {
 		// Removed while the card was thinking: the answer never made it.
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	f.apdus++
 	f.total++
@@ -157,7 +169,7 @@ func (f *Field) transmit(ctx context.Context, seq uint64, apdu []byte) (resp []b
 		f.removeAfter = 0
 		f.bumpLocked()
 	}
-	return resp, true, err
+	return resp, personal, true, err
 }
 
 func (f *Field) bumpLocked() {

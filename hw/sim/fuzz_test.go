@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kazashi/kazashi/drivers/pn532"
+	"github.com/kazashi/kazashi/provisioning/testpki"
 )
 
 // fuzzTiming keeps every simulated wait at a millisecond.
@@ -147,14 +148,18 @@ func FuzzServe(f *testing.F) {
 	})
 }
 
-// FuzzJPKI sends arbitrary APDUs to the virtual card: it always answers
-// with at most 256 data bytes and a status word.
+// FuzzJPKI sends arbitrary APDUs to a virtual card with all three APs: it
+// always answers with at most 256 data bytes and a status word.
 func FuzzJPKI(f *testing.F) {
 	for _, s := range []string{selectJPKI, selectAuth, selectPIN, "00 B0 00 00 00", "00 20 00 80", "00 20 00 80 04 31 32 33 34", "80 2A 00 80 03 01 02 03 00", "00 A4 04 0C 00", "00 B0 00 00 00 00"} {
 		f.Add(seqSeed(selectJPKI, s))
 	}
+	for _, s := range []string{"00 A4 02 0C 02 00 12", "00 20 00 92", "00 84 00 00 10", "80 2A 00 00 03 01 02 03 00", "00 88 00 00 01 00", "00 A4 02 0C 02 00 02"} {
+		f.Add(seqSeed(selectSurface, s, "00 B0 00 00 00"))
+		f.Add(seqSeed(selectSupport, s, "00 20 00 80 04 39 38 37 36"))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c := newTestCard(t)
+		_, c := testCard(t, testpki.KindValid)
 		for len(in) > 0 {
 			n := min(int(in[0]), len(in)-1)
 			apdu := in[1 : 1+n]

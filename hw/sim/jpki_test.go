@@ -8,8 +8,6 @@ import (
 	"crypto/sha256"
 	"strings"
 	"testing"
-
-	"github.com/kazashi/kazashi/drivers/jpki"
 )
 
 const (
@@ -41,7 +39,7 @@ func TestJPKIFileSystem(t *testing.T) {
 	}{
 		{"token label", [][2]string{{selectJPKI, "90 00"}, {"00 A4 02 0C 02 00 06", "90 00"}, {"00 B0 00 00 20", token + " 90 00"}}},
 		{"token with Le 00 gives 32 bytes and 6282", [][2]string{{selectJPKI, "90 00"}, {"00 A4 02 0C 02 00 06", "90 00"}, {"00 B0 00 00 00", token + " 62 82"}}},
-		{"availability", [][2]string{{selectJPKI, "90 00"}, {"00 A4 02 0C 02 00 08", "90 00"}, {"00 B0 00 00 03", "8F 8F 00 90 00"}}},
+		{"availability without a signature cert", [][2]string{{selectJPKI, "90 00"}, {"00 A4 02 0C 02 00 08", "90 00"}, {"00 B0 00 00 03", "00 8F 00 90 00"}}},
 		{"auth cert first bytes", [][2]string{{selectJPKI, "90 00"}, {selectAuth, "90 00"}, {"00 B0 00 00 04", spaced(cert[:4]) + "90 00"}}},
 		{"auth cert at an offset", [][2]string{{selectJPKI, "90 00"}, {selectAuth, "90 00"}, {"00 B0 01 02 03", spaced(cert[0x102:0x105]) + "90 00"}}},
 		{"CA cert", [][2]string{{selectJPKI, "90 00"}, {"00 A4 02 0C 02 00 0B", "90 00"}, {"00 B0 00 00 02", spaced(ca[:2]) + "90 00"}}},
@@ -101,7 +99,7 @@ func TestJPKIPIN(t *testing.T) {
 		{"00 20 00 80", "63 C0"},
 	})
 	c.PowerOn()
-	if n := c.Tries(jpki.EFAuthPIN); n != 0 {
+	if n := c.Tries(JPKIAuthPIN); n != 0 {
 		t.Fatalf("tries after power-up = %d, want 0 (non-volatile)", n)
 	}
 }

@@ -26,9 +26,10 @@ type job struct {
 }
 
 type result struct {
-	id   uint64
-	data []byte
-	err  error
+	id       uint64
+	data     []byte
+	personal bool // the answer carries personal data: mask it in the log
+	err      error
 }
 
 // Serve runs the HSU link on rw until ctx is done or rw fails: it decodes
@@ -87,10 +88,10 @@ func (c *Chip) Serve(ctx context.Context, rw io.ReadWriter) error {
 		for {
 			select {
 			case j := <-jobs:
-				data, err := c.Process(j.ctx, j.cmd)
+				data, personal, err := c.process(j.ctx, j.cmd)
 				j.cancel()
 				select {
-				case results <- result{id: j.id, data: data, err: err}:
+				case results <- result{id: j.id, data: data, personal: personal, err: err}:
 				case <-ctx.Done():
 					return
 				}
@@ -105,6 +106,7 @@ func (c *Chip) Serve(ctx context.Context, rw io.ReadWriter) error {
 		running   *job // command ACKed and not answered yet
 		nextID    uint64
 		lastReply []byte
+		redact    hostRedactor
 	)
 	send := func(b []byte) error {
 		select {
@@ -155,7 +157,11 @@ func (c *Chip) Serve(ctx context.Context, rw io.ReadWriter) error {
 					continue
 				}
 			}
-			c.log.Debug("frame", "dir", "chip→host", "hex", hex.EncodeToString(reply))
+			if r.personal {
+				c.log.Debug("frame", "dir", "chip→host", "hex", maskedReplyHex(reply))
+			} else {
+				c.log.Debug("frame", "dir", "chip→host", "hex", hex.EncodeToString(reply))
+			}
 			lastReply = reply
 			if err := send(reply); err != nil {
 				return err
@@ -201,7 +207,7 @@ func (c *Chip) Serve(ctx context.Context, rw io.ReadWriter) error {
 						c.log.Debug("dropped frame with TFI", "tfi", f.TFI)
 						continue
 					}
-					c.log.Debug("frame", "dir", "host→chip", "hex", redactedHex(f))
+					c.log.Debug("frame", "dir", "host→chip", "hex", redact.hex(f))
 					abort() // a new command replaces one still running
 					if err := send(pn532.ACK); err != nil {
 						return err
@@ -225,16 +231,38 @@ func (c *Chip) Serve(ctx context.Context, rw io.ReadWriter) error {
 	}
 }
 
-// redactedHex renders a host frame for the log with the data of VERIFY
-// APDUs (PINs, passwords) replaced by "**".
+// redactedHex renders a single host frame for the log with the secrets of
+// its APDU masked (see hostRedactor).
 func redactedHex(f pn532.Frame) string {
+	var r hostRedactor
+	return r.hex(f)
+}
+
+// secretINS are the instructions whose data is a secret (doc §7: VERIFY
+// 20, CHANGE REFERENCE DATA 24, CHANGE KEY 32; also RESET RETRY COUNTER
+// 2C), in every AP.
+func secretINS(ins byte) bool {
+	return ins == 0x20 || ins == 0x24 || ins == 0x2C || ins == 0x32
+}
+
+// hostRedactor renders host frames for the log with the data of secret
+// APDUs (PINs, passwords, collation numbers) replaced by "**": after the
+// 5-byte header in the first frame, and every byte of later frames of a
+// host-chained APDU (InDataExchange Tg | 40, ISO-DEP I-block chaining).
+type hostRedactor struct {
+	chaining bool   // the last APDU frame announced more
+	head     []byte // first bytes (≤ 5) of the chained APDU so far
+	secret   bool   // the chained APDU is a secret one
+}
+
+func (r *hostRedactor) hex(f pn532.Frame) string {
 	d := f.Data
-	apduAt := -1
+	apduAt, more := -1, false
 	switch {
 	case len(d) >= 2 && d[0] == cmdInDataExchange:
-		apduAt = 2
+		apduAt, more = 2, d[1]&0x40 != 0
 	case len(d) >= 2 && d[0] == cmdInCommunicateThru && d[1]&0xE2 == 0x02: // I-block
-		apduAt = 2
+		apduAt, more = 2, d[1]&0x10 != 0
 		if d[1]&0x08 != 0 {
 			apduAt++
 		}
@@ -243,10 +271,48 @@ func redactedHex(f pn532.Frame) string {
 		}
 	}
 	s := hex.EncodeToString([]byte{f.TFI})
-	if apduAt > 0 && len(d) > apduAt+4 && d[apduAt+1] == 0x20 {
-		return s + hex.EncodeToString(d[:apduAt+5]) + "**"
+	if apduAt < 0 || apduAt > len(d) || (apduAt == len(d) && !r.chaining) {
+		return s + hex.EncodeToString(d)
 	}
-	return s + hex.EncodeToString(d)
+	payload := d[apduAt:]
+	var head []byte
+	if r.chaining {
+		head = r.head
+	}
+	all := append(bytes.Clone(head), payload...)
+	secret := r.chaining && r.secret
+	if !secret {
+		// An APDU too short to show its INS yet, in a chain, is masked.
+		secret = len(all) < 2 && more || len(all) >= 2 && secretINS(all[1])
+	}
+	out := s + hex.EncodeToString(d)
+	if secret {
+		keep := max(5-len(head), 0) // header bytes not shown yet
+		if r.chaining && r.secret {
+			keep = 0
+		}
+		if len(payload) > keep {
+			out = s + hex.EncodeToString(d[:apduAt+keep]) + "**"
+		}
+	}
+	if more {
+		r.chaining, r.secret = true, secret
+		r.head = all[:min(len(all), 5)]
+	} else {
+		*r = hostRedactor{}
+	}
+	return out
+}
+
+// maskedReplyHex renders a chip answer frame carrying personal data: the
+// frame header, TFI, response code and status byte, then "**".
+func maskedReplyHex(reply []byte) string {
+	tfiAt := 5
+	if len(reply) >= 8 && reply[3] == 0xFF && reply[4] == 0xFF { // extended frame
+		tfiAt = 8
+	}
+	keep := min(tfiAt+3, len(reply))
+	return hex.EncodeToString(reply[:keep]) + "**"
 }
 
 // discard is a logger for nil options.

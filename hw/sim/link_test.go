@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -163,10 +164,70 @@ func TestRedactedHex(t *testing.T) {
 		{"42 02 00 20 00 80 04 31 32 33 34", "d44202002000800" + "4**"},
 		{"42 0A 01 00 20 00 80 04 31 32 33 34", "d4420a01002000800" + "4**"},
 		{"40 01 00 B0 00 00 04", "d4400100b0000004"},
+		{"40 01 00 20 00 92 0E 35 35 30 32 31 37 32 30 33 35 32 32 38 35", "d44001002000920e**"},            // B by SFI
+		{"40 01 00 24 01 80 04 31 31 31 31", "d440010024018004**"},                                          // CHANGE REFERENCE DATA
+		{"40 01 80 20 00 80 04 31 32 33 34", "d440018020008004**"},                                          // any CLA
+		{"42 1A 01 00 20 00 80 0E 35 35", "d4421a01002000800e**"},                                           // first chunk of a chained VERIFY
+		{"40 01 00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 02", "d4400100a4040c0ad392100031000101040" + "2"}, // not a secret
 	} {
 		got := redactedHex(pn532.Frame{Kind: pn532.KindInfo, TFI: pn532.TFIHost, Data: h(tc.data)})
 		if got != tc.want {
 			t.Errorf("redactedHex(%s) = %s, want %s", tc.data, got, tc.want)
 		}
+	}
+}
+
+// TestHostRedactorChaining: the later chunks of a host-chained VERIFY are
+// masked entirely, over InDataExchange (Tg 41) and ISO-DEP (PCB chaining
+// bit); the state ends with the last chunk.
+func TestHostRedactorChaining(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frames [][2]string
+	}{
+		{"InDataExchange", [][2]string{
+			{"40 41 00 20 00 80 0E 35 35 30", "d44041002000800e**"},
+			{"40 41 32 31 37 32", "d44041**"},
+			{"40 01 30 33 35 32 32 38 35", "d44001**"},
+			{"40 01 00 B0 00 00 04", "d4400100b0000004"}, // chain over
+		}},
+		{"header split", [][2]string{
+			{"40 41 00", "d4404100"},    // the CLA alone shows nothing; the INS is not known yet
+			{"40 41 20 00", "d44041**"}, // from here on masked
+			{"40 01 80 04 31 32 33 34", "d44001**"},
+			{"40 01 00 20 00 80", "d4400100200080"}, // a retry query has nothing to mask
+		}},
+		{"chained non-secret", [][2]string{
+			{"40 41 00 D6 00 00 04", "d44041" + "00d6000004"},
+			{"40 01 01 02 03 04", "d44001" + "01020304"},
+		}},
+		{"ISO-DEP", [][2]string{
+			{"42 1A 01 00 20 00 80 0E 35", "d4421a01002000800e**"},
+			{"42 AA 01", "d442aa01"}, // an R-block is not an APDU chunk
+			{"42 1B 01 30 32 31 37", "d4421b01**"},
+			{"42 0A 01 32 30 33 35 32 32 38 35", "d4420a01**"},
+			{"42 0B 01 00 B0 00 00 04", "d4420b0100b0000004"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r hostRedactor
+			for _, f := range tc.frames {
+				got := r.hex(pn532.Frame{Kind: pn532.KindInfo, TFI: pn532.TFIHost, Data: h(f[0])})
+				if got != f[1] {
+					t.Fatalf("hex(%s) = %s, want %s", f[0], got, f[1])
+				}
+			}
+		})
+	}
+}
+
+func TestMaskedReplyHex(t *testing.T) {
+	short := rspBytes(h("41 00 01 02 03 90 00"))
+	if got, want := maskedReplyHex(short), "0000ff08f8d54100**"; got != want {
+		t.Errorf("maskedReplyHex(normal) = %s, want %s", got, want)
+	}
+	long := rspBytes(append(append(h("41 00"), make([]byte, 256)...), 0x90, 0x00))
+	if got, want := maskedReplyHex(long), hex.EncodeToString(long[:8])+"d54100**"; got != want {
+		t.Errorf("maskedReplyHex(extended) = %s, want %s", got, want)
 	}
 }

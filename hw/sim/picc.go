@@ -33,6 +33,11 @@ type picc struct {
 	txRest  []byte
 	last    []byte // last block sent, for retransmission on R(NAK)
 	wtxAPDU []byte // command waiting for the reader's S(WTX) response
+
+	// Personal-data marks for the frame log (doc §7): txPersonal for
+	// txRest, lastPersonal for last, outPersonal for the block frame just
+	// returned.
+	txPersonal, lastPersonal, outPersonal bool
 }
 
 // WTXRequester is an optional Target method: a card that needs more than
@@ -85,6 +90,7 @@ func (p *picc) activate(cid byte, fsd int) {
 // InCommunicateThru and returns the card's answer, or nil when the card
 // stays silent.
 func (p *picc) frame(ctx context.Context, f *Field, in []byte) []byte {
+	p.outPersonal = false
 	if len(in) == 0 || !p.powered {
 		return nil
 	}
@@ -149,6 +155,7 @@ func (p *picc) block(ctx context.Context, f *Field, in []byte) []byte {
 	case pcb&0xE6 == 0xA2: // R-block
 		num := pcb & 1
 		if num == p.bn { // rule 11: retransmit
+			p.outPersonal = p.lastPersonal
 			return p.last
 		}
 		if pcb&0x10 != 0 { // rule 12: R(NAK) with another number
@@ -173,11 +180,11 @@ func (p *picc) block(ctx context.Context, f *Field, in []byte) []byte {
 
 // answer runs cmd on the card and sends the first I-block of its answer.
 func (p *picc) answer(ctx context.Context, f *Field, cmd []byte) []byte {
-	resp, ok, err := f.transmit(ctx, p.seq, cmd)
+	resp, personal, ok, err := f.transmit(ctx, p.seq, cmd)
 	if !ok || err != nil {
 		return nil
 	}
-	p.txRest = resp
+	p.txRest, p.txPersonal = resp, personal
 	return p.send(p.nextI())
 }
 
@@ -208,10 +215,11 @@ func (p *picc) nextI() []byte {
 		h[0] |= 0x10
 	}
 	p.txRest = p.txRest[len(chunk):]
+	p.outPersonal = p.txPersonal
 	return append(h, chunk...)
 }
 
 func (p *picc) send(b []byte) []byte {
-	p.last = b
+	p.last, p.lastPersonal = b, p.outPersonal
 	return b
 }

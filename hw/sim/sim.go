@@ -25,7 +25,8 @@ type Options struct {
 	Awake  bool
 	Timing Timing
 	// Logger receives the simulator's log; frames are logged at Debug
-	// level with VERIFY data redacted. nil: quiet.
+	// level with secrets and personal data masked (see the package
+	// documentation). nil: quiet.
 	Logger *slog.Logger
 }
 

@@ -9,14 +9,17 @@
 //
 //	-link PATH     make PATH a symlink to the pty slave (removed on exit)
 //	-card KIND     card on the reader at start: valid, revoked, expired,
-//	               unknown-ca or none (default none)
+//	               unknown-ca, clone or none (default none)
 //	-pki DIR       load the cards from a test PKI directory (written by
 //	               kazashi-pki / testpki.WriteDir); without it a fresh PKI is
 //	               generated in memory
 //	-control ADDR  loopback address of the HTTP control interface
 //	               (default 127.0.0.1:7532; port 0 picks a free port;
 //	               non-loopback addresses are refused)
-//	-v             log every PN532 frame in hex to stderr (PINs redacted)
+//	-v             log every PN532 frame in hex to stderr (secrets and
+//	               personal data masked: the data of VERIFY, CHANGE
+//	               REFERENCE DATA and CHANGE KEY APDUs, and the answers to
+//	               READ BINARY of personal-data files)
 //
 // Once ready it prints exactly one line to stdout, which scripts wait for:
 //
@@ -32,13 +35,20 @@
 //	GET /status
 //	    200 {"card": "valid", "present": true, "apdus": 12, "apdus_total": 40,
 //	         "remove_after_apdus": 0, "pty": "/dev/pts/3", "link": "/tmp/pn532",
-//	         "chip": {"asleep": false, "rf": true, "target": true, "card_state": "active"}}
+//	         "chip": {"asleep": false, "rf": true, "target": true, "card_state": "active"},
+//	         "tries": {"auth-pin": 3, "sign-password": 5, "collation-b": 10, "support-pin": 3}}
 //	    card: kind of the card on the reader, "" when none; present: a card
 //	    is on the reader; apdus: APDUs the current card answered;
 //	    apdus_total: APDUs answered since start; remove_after_apdus: the card
 //	    leaves by itself after this many APDUs (0: never); chip: PN532 state
 //	    (asleep = LowVbat/PowerDown, rf = field on, target = a card is
-//	    activated, card_state = ISO/IEC 14443-3 state idle/ready/active/halt).
+//	    activated, card_state = ISO/IEC 14443-3 state idle/ready/active/halt);
+//	    tries: tries left of each credential of the card on the reader, named
+//	    like firmware/holder's Kind values: auth-pin (JPKI 0018),
+//	    sign-password (JPKI 001B), collation-b (card surface AP 0012),
+//	    support-pin (input support AP 0011); a credential the card lacks
+//	    (the clone has no card surface or input support AP) is left out,
+//	    and tries is absent when no card is on the reader. 0 = blocked.
 //	PUT /card?kind=KIND[&remove_after_apdus=N]
 //	    Places the card of that kind on the reader, replacing any card (a new
 //	    tap). kind=none removes the card. With remove_after_apdus the card is
@@ -50,8 +60,13 @@
 //	    Pulses the chip's RSTPD_N: it restarts in LowVbat mode. 200 with the
 //	    status.
 //
-// Each kind is one card for the whole run: its PIN retry counter persists
-// between taps like a real card's.
+// Card kinds are those of provisioning/testpki: valid, revoked, expired and
+// unknown-ca carry the JPKI AP (both key pairs and certificates), the card
+// surface AP and the input support AP; clone is a programmable card with
+// the valid card's certificates copied byte for byte, keys of its own and
+// the JPKI AP only. Each kind is one card for the whole run: its retry
+// counters persist between taps like a real card's, while the verified
+// state is lost when the card leaves the field.
 package main
 
 import (
@@ -211,9 +226,9 @@ func buildCards(pki *testpki.PKI) (map[string]*sim.JPKICard, error) {
 		if !ok {
 			return nil, fmt.Errorf("test PKI has no %q card", kind)
 		}
-		jc, err := sim.NewJPKICard(sim.JPKIConfig{Token: c.Token, AuthCert: c.Cert, AuthCACert: c.CACert, AuthKey: c.Key})
+		jc, err := sim.FromTestPKI(c)
 		if err != nil {
-			return nil, fmt.Errorf("card %q: %w", kind, err)
+			return nil, err
 		}
 		cards[kind] = jc
 	}
@@ -235,14 +250,28 @@ type chipStatus struct {
 }
 
 type status struct {
-	Card             string     `json:"card"`
-	Present          bool       `json:"present"`
-	APDUs            int        `json:"apdus"`
-	APDUsTotal       int        `json:"apdus_total"`
-	RemoveAfterAPDUs int        `json:"remove_after_apdus"`
-	PTY              string     `json:"pty"`
-	Link             string     `json:"link"`
-	Chip             chipStatus `json:"chip"`
+	Card             string         `json:"card"`
+	Present          bool           `json:"present"`
+	APDUs            int            `json:"apdus"`
+	APDUsTotal       int            `json:"apdus_total"`
+	RemoveAfterAPDUs int            `json:"remove_after_apdus"`
+	PTY              string         `json:"pty"`
+	Link             string         `json:"link"`
+	Chip             chipStatus     `json:"chip"`
+	Tries            map[string]int `json:"tries,omitempty"`
+}
+
+// credentials are the secrets reported in /status, by firmware/holder Kind
+// name.
+var credentials = []struct {
+	name string
+	ap   string
+	fid  uint16
+}{
+	{"auth-pin", sim.APJPKI, sim.JPKIAuthPIN},
+	{"sign-password", sim.APJPKI, sim.JPKISignPassword},
+	{"collation-b", sim.APSurface, sim.SurfaceCollationB},
+	{"support-pin", sim.APSupport, sim.SupportPIN},
 }
 
 func (c *controller) status() status {
@@ -262,6 +291,12 @@ func (c *controller) status() status {
 		for kind, jc := range c.cards {
 			if sim.Target(jc) == card {
 				out.Card = kind
+				out.Tries = map[string]int{}
+				for _, cr := range credentials {
+					if n := jc.TriesOf(cr.ap, cr.fid); n >= 0 {
+						out.Tries[cr.name] = n
+					}
+				}
 			}
 		}
 	}

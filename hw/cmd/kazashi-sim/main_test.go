@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -397,35 +398,169 @@ func TestSignalExit(t *testing.T) {
 	}
 }
 
-// TestVerboseLogsFramesWithoutPINs: -v logs every frame in hex, but the data
-// of a VERIFY (the PIN) never reaches the log.
-func TestVerboseLogsFramesWithoutPINs(t *testing.T) {
-	r := start(t, "-v", "-card", "valid", "-pki", pkiDir, "-control", "127.0.0.1:0")
-	d := openDriver(t, r.pty)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// APDUs of the tests (doc §1–§4).
+var (
+	selectJPKI    = []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}
+	selectSurface = []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x02}
+	selectSupport = []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08}
+)
+
+func selectEF(fid uint16) []byte {
+	return []byte{0x00, 0xA4, 0x02, 0x0C, 0x02, byte(fid >> 8), byte(fid)}
+}
+
+func verifyAPDU(secret string) []byte {
+	return append([]byte{0x00, 0x20, 0x00, 0x80, byte(len(secret))}, secret...)
+}
+
+// tap lists the card on the reader and returns it.
+func tap(t *testing.T, ctx context.Context, d *pn532.Dev) *pn532.Card {
+	t.Helper()
 	tg, err := d.ListTypeB(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	card := &pn532.Card{Dev: d, Target: tg}
-	for _, apdu := range [][]byte{
-		{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01},
-		{0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x18},
-		{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'},
-	} {
-		resp, err := card.Transmit(ctx, apdu)
-		if err != nil || !bytes.HasSuffix(resp, []byte{0x90, 0x00}) {
-			t.Fatalf("APDU % X: % X, %v", apdu, resp, err)
-		}
+	return &pn532.Card{Dev: d, Target: tg}
+}
+
+// expectSW sends apdu and checks the status word of the answer.
+func expectSW(t *testing.T, ctx context.Context, card *pn532.Card, apdu []byte, sw uint16) []byte {
+	t.Helper()
+	resp, err := card.Transmit(ctx, apdu)
+	if err != nil {
+		t.Fatalf("APDU % X: %v", apdu[:min(len(apdu), 5)], err)
 	}
+	if n := len(resp); n < 2 || uint16(resp[n-2])<<8|uint16(resp[n-1]) != sw {
+		t.Fatalf("APDU % X answered % X, want SW %04X", apdu[:min(len(apdu), 5)], resp[max(len(resp)-2, 0):], sw)
+	}
+	return resp[:len(resp)-2]
+}
+
+// TestVerboseLogsFramesWithoutSecrets: -v logs every frame in hex, but no
+// secret (VERIFY data in every AP) and no personal data (the answers to
+// READ BINARY of the card-face record, the basic 4 information, the
+// signature certificate) reaches the log.
+func TestVerboseLogsFramesWithoutSecrets(t *testing.T) {
+	r := start(t, "-v", "-card", "valid", "-pki", pkiDir, "-control", "127.0.0.1:0")
+	tc := pki.Cards[testpki.KindValid]
+	d := openDriver(t, r.pty)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	card := tap(t, ctx, d)
+	expectSW(t, ctx, card, selectJPKI, 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0018), 0x9000)
+	expectSW(t, ctx, card, verifyAPDU(tc.AuthPIN), 0x9000)
+	expectSW(t, ctx, card, selectEF(0x001B), 0x9000)
+	expectSW(t, ctx, card, verifyAPDU(tc.SignPassword), 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0001), 0x9000)
+	expectSW(t, ctx, card, []byte{0x00, 0xB0, 0x00, 0x00, 0x00}, 0x9000)
+	expectSW(t, ctx, card, selectSurface, 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0012), 0x9000)
+	expectSW(t, ctx, card, verifyAPDU(tc.CollationB), 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0002), 0x9000)
+	face := expectSW(t, ctx, card, []byte{0x00, 0xB0, 0x00, 0x00, 0x00}, 0x9000)
+	if !bytes.Equal(face, tc.Surface.Face[:256]) {
+		t.Fatal("the card-face record differs from the test PKI's")
+	}
+	expectSW(t, ctx, card, selectSupport, 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0011), 0x9000)
+	expectSW(t, ctx, card, verifyAPDU(tc.SupportPIN), 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0002), 0x9000)
+	expectSW(t, ctx, card, []byte{0x00, 0xB0, 0x00, 0x00, 0x00}, 0x6282)
+	expectSW(t, ctx, card, selectEF(0x0001), 0x9000)
+	expectSW(t, ctx, card, []byte{0x00, 0xB0, 0x00, 0x00, 0x00}, 0x6282)
+
 	log := r.stderr.String()
-	for _, want := range []string{"hex=d44a010300", "kind=ACK", "hex=0000ff", "hex=d44001002000800" + "4**"} {
+	for _, want := range []string{"hex=d44a010300", "kind=ACK", "hex=0000ff", "hex=d44001002000800" + "4**", "d54100**"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	if strings.Contains(log, "31323334") {
-		t.Fatal("the PIN is in the log")
+	for name, v := range map[string]string{
+		"auth PIN": tc.AuthPIN, "signature password": tc.SignPassword, "collation number B": tc.CollationB,
+		"support PIN": tc.SupportPIN, "name": tc.Person.Name, "address": tc.Person.Address,
+		"birth date": tc.Person.BirthDate, "individual number": tc.Person.IndividualNumber,
+	} {
+		if strings.Contains(log, hex.EncodeToString([]byte(v))) {
+			t.Errorf("the %s is in the log", name)
+		}
 	}
+	if strings.Contains(log, hex.EncodeToString(tc.Surface.Face[32:64])) || strings.Contains(log, hex.EncodeToString(tc.SignCert[32:64])) {
+		t.Error("personal-data file bytes are in the log")
+	}
+}
+
+// TestTriesAndClone: /status reports the tries left per credential of the
+// card on the reader; counters persist between taps of the same kind; the
+// clone (PUT kind=clone) has only the JPKI AP.
+func TestTriesAndClone(t *testing.T) {
+	r := start(t, "-pki", pkiDir, "-control", "127.0.0.1:0")
+	d := openDriver(t, r.pty)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tries := func(v map[string]any) map[string]float64 {
+		t.Helper()
+		m, _ := v["tries"].(map[string]any)
+		out := map[string]float64{}
+		for k, n := range m {
+			out[k] = n.(float64)
+		}
+		return out
+	}
+	if _, v := call(t, http.MethodGet, r.url+"/status"); v["tries"] != nil {
+		t.Fatalf("tries without a card: %v", v)
+	}
+	_, v := call(t, http.MethodPut, r.url+"/card?kind=valid")
+	want := map[string]float64{"auth-pin": 3, "sign-password": 5, "collation-b": 10, "support-pin": 3}
+	if got := tries(v); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("tries %v, want %v", got, want)
+	}
+
+	tc := pki.Cards[testpki.KindValid]
+	wrongB := []byte(tc.CollationB)
+	wrongB[13] = '0' + (wrongB[13]-'0'+1)%10
+	card := tap(t, ctx, d)
+	expectSW(t, ctx, card, selectSurface, 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0012), 0x9000)
+	expectSW(t, ctx, card, verifyAPDU(string(wrongB)), 0x63C9)
+	expectSW(t, ctx, card, selectSupport, 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0011), 0x9000)
+	expectSW(t, ctx, card, verifyAPDU(wrongPIN(tc.SupportPIN)), 0x63C2)
+
+	// A new tap of the same kind: the counters persist.
+	_, v = call(t, http.MethodPut, r.url+"/card?kind=valid")
+	want = map[string]float64{"auth-pin": 3, "sign-password": 5, "collation-b": 9, "support-pin": 2}
+	if got := tries(v); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("tries after a new tap %v, want %v", got, want)
+	}
+	card = tap(t, ctx, d)
+	expectSW(t, ctx, card, selectSurface, 0x9000)
+	expectSW(t, ctx, card, selectEF(0x0012), 0x9000)
+	expectSW(t, ctx, card, []byte{0x00, 0x20, 0x00, 0x80}, 0x63C9)
+	expectSW(t, ctx, card, verifyAPDU(tc.CollationB), 0x9000)
+	if got := tries(expectStatus(t, r, "valid", true)); got["collation-b"] != 10 {
+		t.Fatalf("tries after the right B %v", got)
+	}
+
+	// The clone: JPKI AP only, the valid card's certificate.
+	_, v = call(t, http.MethodPut, r.url+"/card?kind=clone")
+	if got, want := tries(v), map[string]float64{"auth-pin": 3, "sign-password": 5}; v["card"] != "clone" || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("clone status %v", v)
+	}
+	if got := readAuthCert(t, d); !bytes.Equal(got, tc.Cert) {
+		t.Fatal("the clone does not carry the valid card's certificate")
+	}
+	call(t, http.MethodPut, r.url+"/card?kind=clone") // a new tap
+	card = tap(t, ctx, d)
+	expectSW(t, ctx, card, selectSurface, 0x6A82)
+	expectSW(t, ctx, card, selectSupport, 0x6A82)
+	expectSW(t, ctx, card, selectJPKI, 0x9000)
+}
+
+// wrongPIN returns a 4-digit PIN other than pin.
+func wrongPIN(pin string) string {
+	if pin == "0000" {
+		return "1111"
+	}
+	return "0000"
 }
