@@ -1,21 +1,25 @@
 // Package tap is the tap pipeline: a card or phone enters the field, the
-// kiosk identifies it, reads what the service needs, verifies it offline,
-// publishes one event and waits for the card to leave.
+// kiosk identifies it, runs the service profile's flow in that one RF
+// session (reading, asking the holder for a secret, having the card sign a
+// fresh nonce), verifies offline, publishes one event and waits for the
+// card to leave.
 //
-// The pipeline depends only on small interfaces (Reader, Verifier, Sink,
-// Display), so the NFC frontend, the verification back end, the transport
-// to the backend and the screen can each change without touching it. It
-// imports neither the PN532 driver nor any MQTT library: the daemon's
-// composition root adapts them.
+// The pipeline depends only on small interfaces (Reader, Verifier,
+// CVAnchors, holder.Input, LocalRecipient, Sink, Display), so the NFC
+// frontend, the verification back end, the PIN pad, the transport to the
+// backend and the screen can each change without touching it. It imports
+// neither the PN532 driver nor any MQTT library: the daemon's composition
+// root adapts them.
+//
+// Every event says which profile ran and what it proved (Assurance); the
+// profiles, their flows and what each does not prove are in profile.go
+// and the README.
 package tap
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/binary"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +28,7 @@ import (
 
 	"github.com/kazashi/kazashi/drivers/iso7816"
 	"github.com/kazashi/kazashi/drivers/jpki"
+	"github.com/kazashi/kazashi/firmware/holder"
 )
 
 // Session is one card or phone in the field.
@@ -49,11 +54,32 @@ type Reader interface {
 type Verdict struct {
 	Reason string
 	Detail string
+	// Chained: the certificate's signature verified under a trust anchor
+	// of the right purpose, whatever the later checks said (true also for
+	// revoked, expired, crl-…). card_id is computed only when Chained.
+	Chained bool
 }
 
-// Verifier checks a JPKI user-authentication certificate offline.
+// Verifier checks JPKI certificates offline, each purpose against its own
+// anchors: a signature certificate is never accepted as an
+// authentication certificate.
 type Verifier interface {
 	VerifyJPKIAuth(ctx context.Context, certDER []byte) Verdict
+	VerifyJPKISign(ctx context.Context, certDER []byte) Verdict
+}
+
+// CVAnchors gives the CA key that signs a card application's CV
+// certificate, per purpose ("surface" for the card surface AP, "support"
+// for the input support AP). false: the issuer is not a trusted anchor
+// for that purpose in this mode (production keys 5…, test keys 6…).
+type CVAnchors interface {
+	CVKey(purpose string, issuer jpki.KeyID) (*rsa.PublicKey, bool)
+}
+
+// LocalRecipient receives verified attributes on this machine only (the
+// holder-input endpoint's terminal); they never reach the Sink.
+type LocalRecipient interface {
+	Deliver(ctx context.Context, a holder.Attributes) error
 }
 
 // Sink takes finished events (MQTT, an outbox, a test recorder).
@@ -66,12 +92,17 @@ type Display interface {
 	Show(s Screen)
 }
 
-// Screen is one state of the kiosk screen.
+// Screen is one state of the kiosk screen. It never holds a secret or
+// personal data.
 type Screen struct {
 	State   State
 	Reason  string // for StateResult
 	Outcome Outcome
 	Message string // what to tell the person, in plain words
+	// For StateInput: which secret is asked for and how many tries the
+	// card says are left.
+	Credential holder.Kind
+	TriesLeft  int
 }
 
 // State of the kiosk screen.
@@ -81,6 +112,7 @@ type State string
 const (
 	StateReady   State = "ready"   // waiting for a card
 	StateReading State = "reading" // card detected, keep still
+	StateInput   State = "input"   // type a secret on the PIN pad, card stays on the reader
 	StateResult  State = "result"  // outcome shown, take the card
 	StateFault   State = "fault"   // reader not available
 )
@@ -101,27 +133,58 @@ const (
 	ReasonOK          = "ok"
 	ReasonRemoved     = "removed"          // card left the field during the read
 	ReasonIO          = "io"               // reader or card I/O failure
-	ReasonUnsupported = "unsupported-card" // no JPKI AP, or an unknown holder
-	ReasonPINRequired = "pin-required"     // the certificate needs a PIN on this holder
+	ReasonUnsupported = "unsupported-card" // no JPKI AP, an unknown holder, or a holder without the profile's AP
+	ReasonPINRequired = "pin-required"     // the certificate needs a PIN on this holder (card-check, face-check)
+
+	ReasonNotGenuine      = "not-genuine"       // a signature the genuine card makes did not verify, or a genuine card's AP is missing
+	ReasonCVAnchorUnknown = "cv-anchor-unknown" // the CV certificate's issuer is no anchor of this kiosk: not checked
+	ReasonFaceMismatch    = "face-mismatch"     // the signed card-face record does not match the collation number
+	ReasonWrongSecret     = "wrong-secret"      // the card refused the secret; tries_left says how many remain
+	ReasonTriesFloor      = "tries-floor"       // too few tries left to risk one: nothing was presented
+	ReasonBlocked         = "blocked"           // the credential is blocked; the municipal office resets it
+	ReasonCancelled       = "cancelled"         // the holder cancelled on the PIN pad
+	ReasonInputTimeout    = "input-timeout"     // nobody typed in time
+	ReasonNoSignCert      = "no-sign-cert"      // the card has no signature certificate (e.g. issued under 15)
+	ReasonIntegrity       = "integrity-failed"  // a signed record or its integrity digest does not verify
+	ReasonUndelivered     = "attributes-undelivered" // verified attributes could not reach the local terminal
+	ReasonMalformed       = "malformed"         // the card returned data that does not parse
 )
 
-// Schema is the version of the event document.
-const Schema = "kazashi.tap/v1"
+// Schema is the version of the event document. v2 added profile,
+// assurance, card_key_id, credential, tries_left, check, document_sha256
+// and input_ms; card_id became keyed per service.
+const Schema = "kazashi.tap/v2"
 
 // Event is the document published for every tap. It carries no
-// certificate, no serial number and no personal data: the card is named by
-// a keyed pseudonym that only this deployment can reproduce.
+// certificate, no serial number, no secret and no personal data: the card
+// is named by keyed pseudonyms that only this deployment can reproduce.
 type Event struct {
-	Schema   string    `json:"schema"`
-	ID       string    `json:"event_id"`
-	Device   string    `json:"device_id"`
-	Time     time.Time `json:"time"`
-	Outcome  Outcome   `json:"outcome"`
-	Reason   string    `json:"reason"`
-	CardKind string    `json:"card_kind,omitempty"`
-	CardID   string    `json:"card_id,omitempty"`
-	Tech     string    `json:"tech,omitempty"`
-	ReadMS   int64     `json:"read_ms"`
+	Schema    string    `json:"schema"`
+	ID        string    `json:"event_id"`
+	Device    string    `json:"device_id"`
+	Time      time.Time `json:"time"`
+	Profile   string    `json:"profile"`
+	Outcome   Outcome   `json:"outcome"`
+	Reason    string    `json:"reason"`
+	Assurance Assurance `json:"assurance"`
+	// Check names the step that failed (e.g. "auth-certificate",
+	// "cv-certificate", "card-face", "liveness", "possession", "secret").
+	Check    string `json:"check,omitempty"`
+	CardKind string `json:"card_kind,omitempty"`
+	CardID   string `json:"card_id,omitempty"`
+	// CardKeyID (face-check) is keyed over the card's own public key: the
+	// same when the JPKI certificates are renewed on the same card.
+	CardKeyID string `json:"card_key_id,omitempty"`
+	// Credential and TriesLeft describe the secret a secret-related reason
+	// is about (never the secret itself).
+	Credential string `json:"credential,omitempty"`
+	TriesLeft  *int   `json:"tries_left,omitempty"`
+	// DocumentSHA256 is the digest the holder signed (sign, register).
+	DocumentSHA256 string `json:"document_sha256,omitempty"`
+	Tech           string `json:"tech,omitempty"`
+	// ReadMS is the card I/O time; InputMS the time the holder took to type.
+	ReadMS  int64 `json:"read_ms"`
+	InputMS int64 `json:"input_ms,omitempty"`
 }
 
 // Pipeline runs taps one after another.
@@ -130,13 +193,25 @@ type Pipeline struct {
 	Verifier Verifier
 	Sink     Sink
 	Display  Display // optional
+	// Profile is the service profile every tap runs (default card-check).
+	Profile Profile
+	// CV holds the card applications' CA keys (face-check, attributes).
+	CV CVAnchors
+	// Input asks the holder for secrets (every profile but card-check).
+	Input holder.Input
+	// Local receives verified attributes (attributes profile).
+	Local LocalRecipient
+	// Document returns the SHA-256 of the document to sign (sign, register).
+	Document func(ctx context.Context) ([]byte, error)
 	DeviceID string
-	// PseudonymKey keys the card identifier (HMAC-SHA256); per deployment,
-	// at least 16 bytes.
+	// PseudonymKey keys the card identifiers (HMAC-SHA256); per
+	// deployment, at least 16 bytes.
 	PseudonymKey []byte
 	Now          func() time.Time
 	Logger       *slog.Logger
-	// ReadTimeout bounds identify+read+verify of one tap (default 10 s).
+	// ReadTimeout bounds the card I/O of one tap (default 10 s). The time
+	// the holder takes to type is not counted: each input waits for the
+	// holder endpoint's own timeout.
 	ReadTimeout time.Duration
 	// FaultBackoff is the pause after a reader error (default 1 s).
 	FaultBackoff time.Duration
@@ -157,11 +232,11 @@ func (p *Pipeline) show(s Screen) {
 
 // Run processes taps until ctx ends. It returns nil on cancellation.
 func (p *Pipeline) Run(ctx context.Context) error {
-	if p.Reader == nil || p.Verifier == nil || p.Sink == nil || p.Now == nil {
-		return errors.New("tap: pipeline needs Reader, Verifier, Sink and Now")
+	if p.Reader == nil || p.Sink == nil {
+		return errors.New("tap: pipeline needs Reader and Sink")
 	}
-	if len(p.PseudonymKey) < 16 {
-		return errors.New("tap: pseudonym key shorter than 16 bytes")
+	if err := p.check(); err != nil {
+		return err
 	}
 	backoff := p.FaultBackoff
 	if backoff == 0 {
@@ -185,8 +260,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		p.show(Screen{State: StateReading, Message: MessageReading})
 		ev := p.Handle(ctx, s)
-		p.show(Screen{State: StateResult, Reason: ev.Reason, Outcome: ev.Outcome, Message: Message(ev.Reason)})
-		p.log().Info("tap", "event_id", ev.ID, "outcome", ev.Outcome, "reason", ev.Reason, "card_kind", ev.CardKind, "read_ms", ev.ReadMS)
+		p.show(Screen{State: StateResult, Reason: ev.Reason, Outcome: ev.Outcome, Message: ResultMessage(ev)})
+		p.log().Info("tap", "event_id", ev.ID, "profile", ev.Profile, "outcome", ev.Outcome, "reason", ev.Reason,
+			"assurance", ev.Assurance, "check", ev.Check, "credential", ev.Credential, "card_kind", ev.CardKind,
+			"read_ms", ev.ReadMS, "input_ms", ev.InputMS)
 		if err := p.Sink.Publish(ctx, ev); err != nil && ctx.Err() == nil {
 			p.log().Error("tap: event not handed over", "event_id", ev.ID, "err", err)
 		}
@@ -202,49 +279,67 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// Handle identifies, reads and verifies the card in s and returns the
-// event. It never returns certificate bytes or personal data.
+// check validates the pipeline's configuration for its profile.
+func (p *Pipeline) check() error {
+	if p.Verifier == nil || p.Now == nil {
+		return errors.New("tap: pipeline needs Verifier and Now")
+	}
+	if len(p.PseudonymKey) < 16 {
+		return errors.New("tap: pseudonym key shorter than 16 bytes")
+	}
+	pr := p.profile()
+	if _, ok := flows[pr.Name]; !ok {
+		return fmt.Errorf("tap: unknown profile %q", pr.Name)
+	}
+	if pr.Name != ProfileCardCheck && p.Input == nil {
+		return fmt.Errorf("tap: profile %s needs a holder Input", pr.Name)
+	}
+	if (pr.Name == ProfileFaceCheck || pr.Name == ProfileAttributes) && p.CV == nil {
+		return fmt.Errorf("tap: profile %s needs CV anchors", pr.Name)
+	}
+	if (pr.Name == ProfileSign || pr.Name == ProfileRegister) && p.Document == nil {
+		return fmt.Errorf("tap: profile %s needs a Document", pr.Name)
+	}
+	if pr.Name == ProfileAttributes && p.Local == nil {
+		return fmt.Errorf("tap: profile %s needs a LocalRecipient", pr.Name)
+	}
+	if pr.IndividualNumberPermitted && pr.Name != ProfileAttributes {
+		return fmt.Errorf("tap: individual number permitted only in the %s profile", ProfileAttributes)
+	}
+	return nil
+}
+
+// Handle runs the profile's flow on the card in s and returns the event.
+// It never returns certificate bytes, secrets or personal data.
 func (p *Pipeline) Handle(ctx context.Context, s Session) Event {
+	pr := p.profile()
 	start := p.Now()
-	ev := Event{Schema: Schema, ID: newEventID(), Device: p.DeviceID, Time: start.UTC(), Tech: s.Tech()}
+	ev := Event{Schema: Schema, ID: newEventID(), Device: p.DeviceID, Time: start.UTC(), Tech: s.Tech(), Profile: pr.Name}
 	timeout := p.ReadTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	reason, kind, cardID, detail := p.read(rctx, s)
-	ev.Reason, ev.CardKind, ev.CardID = reason, kind, cardID
-	ev.Outcome = OutcomeOf(reason)
-	ev.ReadMS = p.Now().Sub(start).Milliseconds()
-	if detail != "" {
-		p.log().Debug("tap: detail", "event_id", ev.ID, "reason", reason, "detail", detail)
+	f := &flow{p: p, pr: pr, ctx: ctx, s: s, left: timeout, ev: &ev}
+	if err := p.check(); err != nil {
+		f.fail(ReasonIO, "config", err.Error())
+	} else {
+		flows[pr.Name](f)
+	}
+	if ev.Reason == "" {
+		ev.Reason = ReasonOK
+	}
+	ev.Outcome = OutcomeOf(ev.Reason)
+	if ev.Outcome == Accepted {
+		ev.Assurance = pr.Assurance()
+	} else {
+		ev.Assurance = AssuranceNone
+	}
+	ev.ReadMS = (timeout - f.left).Milliseconds()
+	ev.InputMS = f.input.Milliseconds()
+	if f.detail != "" {
+		p.log().Debug("tap: detail", "event_id", ev.ID, "reason", ev.Reason, "check", ev.Check, "detail", f.detail)
 	}
 	return ev
-}
-
-func (p *Pipeline) read(ctx context.Context, s Session) (reason, kind, cardID, detail string) {
-	tok, err := jpki.ReadToken(ctx, s)
-	if err != nil {
-		if errors.Is(err, jpki.ErrNotJPKI) {
-			return ReasonUnsupported, "", "", err.Error()
-		}
-		return ioReason(err), "", "", err.Error()
-	}
-	kind = string(tok.Holder)
-	if tok.Holder == jpki.HolderUnknown {
-		return ReasonUnsupported, kind, "", "unknown token label"
-	}
-	cert, err := jpki.ReadCertificate(ctx, s, jpki.EFAuthCert)
-	if err != nil {
-		if errors.Is(err, jpki.ErrAccessDenied) {
-			return ReasonPINRequired, kind, "", err.Error()
-		}
-		return ioReason(err), kind, "", err.Error()
-	}
-	cardID = CardID(p.PseudonymKey, cert)
-	v := p.Verifier.VerifyJPKIAuth(ctx, cert)
-	return v.Reason, kind, cardID, v.Detail
 }
 
 func ioReason(err error) string {
@@ -256,64 +351,18 @@ func ioReason(err error) string {
 
 // OutcomeOf maps a reason code to the outcome: ok is accepted; a card that
 // was read and failed a check is rejected; anything that kept the kiosk
-// from deciding (I/O, card pulled early, no usable revocation data) is an
-// error, so staff know the card itself may be fine.
+// from deciding (I/O, card pulled early, no usable revocation data, an
+// issuer this kiosk has no key for, the holder cancelling or not typing)
+// is an error, so staff know the card itself may be fine.
 func OutcomeOf(reason string) Outcome {
 	switch reason {
 	case ReasonOK:
 		return Accepted
-	case ReasonRemoved, ReasonIO, "crl-unavailable", "crl-stale":
+	case ReasonRemoved, ReasonIO, "crl-unavailable", "crl-stale", ReasonCVAnchorUnknown,
+		ReasonCancelled, ReasonInputTimeout, ReasonUndelivered:
 		return Error
 	}
 	return Rejected
-}
-
-// Messages shown to the person at the kiosk.
-const (
-	MessageReady   = "Place your My Number Card on the reader. / マイナンバーカードを読み取り部に置いてください。"
-	MessageReading = "Reading. Please keep the card still. / 読み取り中です。カードを動かさないでください。"
-	MessageFault   = "The reader is not available. Please ask the staff. / 読み取り機が使えません。係員にお知らせください。"
-)
-
-// Message tells the person what happened and what to do next.
-func Message(reason string) string {
-	switch reason {
-	case ReasonOK:
-		return "Your card was confirmed. Please take your card. / 確認できました。カードをお取りください。"
-	case ReasonRemoved:
-		return "The card was moved away too soon. Please place it again and hold it still. / カードが離れました。もう一度置いて、そのままお待ちください。"
-	case ReasonIO:
-		return "The card could not be read. Please place it again. / 読み取れませんでした。もう一度置いてください。"
-	case ReasonUnsupported:
-		return "This card cannot be used here. Please use your My Number Card. / このカードは使えません。マイナンバーカードをお使いください。"
-	case ReasonPINRequired:
-		return "This device needs a PIN, which this kiosk does not ask for. Please use the card itself or ask the staff. / 暗証番号が必要です。カードをお使いいただくか、係員にお知らせください。"
-	case "expired":
-		return "The certificate on this card has expired. Please ask the staff; it can be renewed at your municipal office. / 電子証明書の有効期限が切れています。係員にお知らせください。"
-	case "crl-unavailable", "crl-stale":
-		return "Cards cannot be checked right now. Please ask the staff. / ただいま確認できません。係員にお知らせください。"
-	}
-	return "This card could not be confirmed. Please take your card and ask the staff. / 確認できませんでした。カードをお取りになり、係員にお知らせください。"
-}
-
-// CardID is the pseudonymous card identifier: HMAC-SHA256 under the
-// deployment's key over the certificate's issuer and serial number,
-// truncated to 128 bits. The same card gives the same ID on every kiosk of
-// a deployment and an unrelated ID anywhere else; it cannot be reversed to
-// the serial number. A certificate that does not parse gets no ID.
-func CardID(key, certDER []byte) string {
-	c, err := x509.ParseCertificate(certDER)
-	if err != nil {
-		return ""
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("kazashi card-id v1\x00"))
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(c.RawIssuer)))
-	m.Write(n[:])
-	m.Write(c.RawIssuer)
-	m.Write(c.SerialNumber.Bytes())
-	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // newEventID returns a random (version 4) UUID.

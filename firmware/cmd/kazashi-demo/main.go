@@ -1,9 +1,12 @@
 // Command kazashi-demo runs the whole product on simulated hardware: it
-// generates a test PKI and CRL, starts the PN532 simulator on a
-// pseudo-terminal and the real daemon (which starts its embedded MQTT
-// broker), subscribes to the daemon's events, taps a valid, a revoked, an
-// expired and an unknown-CA card through the simulator's control interface,
-// prints the events, and exits 0 when each got the expected reason.
+// generates a test PKI (JPKI-TEST authentication and signature
+// hierarchies, a test CV hierarchy for the card applications, virtual
+// cards and a clone), starts the PN532 simulator on a pseudo-terminal, an
+// MQTT broker on loopback and, once per service profile, the real daemon.
+// A PIN pad on the daemon's holder-input socket types each card's secrets.
+// It taps cards through the simulator's control interface, prints the
+// events, and exits 0 only when each got the expected reason and
+// assurance.
 //
 //	kazashi-demo [-bin DIR] [-work DIR] [-keep]
 package main
@@ -15,6 +18,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,7 +33,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/tap"
+	"github.com/kazashi/kazashi/gateway/broker"
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
@@ -43,12 +49,32 @@ func main() {
 	}
 }
 
-// taps are the demo's cards and the reason each must produce.
-var taps = []struct{ kind, reason string }{
-	{"valid", "ok"},
-	{"revoked", "revoked"},
-	{"expired", "expired"},
-	{"unknown-ca", "untrusted"},
+// demoTap is one card placed on the reader and what its event must say.
+type demoTap struct{ kind, reason, assurance string }
+
+// phases run the daemon once per service profile. The clone carries a
+// genuine certificate copied from the valid card: card-check accepts it
+// (and says only "certificate read"); every profile that proves more
+// refuses it.
+var phases = []struct {
+	profile string
+	taps    []demoTap
+}{
+	{"card-check", []demoTap{
+		{testpki.KindValid, "ok", "certificate-read"},
+		{testpki.KindRevoked, "revoked", "none"},
+		{testpki.KindExpired, "expired", "none"},
+		{testpki.KindUnknownCA, "untrusted", "none"},
+		{testpki.KindClone, "ok", "certificate-read"},
+	}},
+	{"face-check", []demoTap{
+		{testpki.KindValid, "ok", "genuine-card"},
+		{testpki.KindClone, "not-genuine", "none"},
+	}},
+	{"pin-auth", []demoTap{
+		{testpki.KindValid, "ok", "possession-proven"},
+		{testpki.KindClone, "not-genuine", "none"},
+	}},
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -60,7 +86,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 50*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if *work == "" {
 		d, err := os.MkdirTemp("", "kazashi-demo-")
@@ -74,7 +100,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(out, "demo: "+format+"\n", a...) }
 
-	// 1. Test PKI and CRL, generated now.
+	// 1. Test PKI, CRLs and virtual cards, generated now.
 	start := time.Now()
 	pki, err := testpki.Generate(start)
 	if err != nil {
@@ -84,7 +110,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := pki.WriteDir(pkiDir); err != nil {
 		return err
 	}
-	say("generated test PKI and CRL in %s (%v)", pkiDir, time.Since(start).Round(time.Millisecond))
+	say("generated test PKI, CRLs, CV hierarchy and %d virtual cards in %s (%v)", len(pki.Cards), pkiDir, time.Since(start).Round(time.Millisecond))
 
 	// 2. The simulator on a pty.
 	link := filepath.Join(*work, "pn532")
@@ -97,54 +123,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	ctlURL := "http://" + strings.Fields(simLine[strings.Index(simLine, "control http://")+len("control http://"):])[0]
 	say("PN532 simulator on %s, control %s", link, ctlURL)
 
-	// 3. The daemon, with its embedded broker on a free loopback port.
-	brokerAddr, err := freeLoopbackAddr()
+	// 3. The backend's broker on loopback, and a subscriber.
+	b, err := broker.Start(ctx, "127.0.0.1:0", nil)
 	if err != nil {
 		return err
 	}
-	keyFile := filepath.Join(*work, "pseudonym.key")
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return err
-	}
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return err
-	}
-	cfg := map[string]any{
-		"device_id": "demo-kiosk-01",
-		"reader":    map[string]any{"driver": "pn532-uart", "port": link, "ack_timeout": "1s"},
-		"trust": map[string]any{
-			"anchors":    []string{filepath.Join(pkiDir, "anchors", "jpki-test-auth.pem")},
-			"crls":       []string{filepath.Join(pkiDir, "crl", "jpki-test-auth.crl")},
-			"allow_test": true,
-		},
-		"mqtt":               map[string]any{"embedded_listen": brokerAddr},
-		"pseudonym_key_file": keyFile,
-	}
-	cfgFile := filepath.Join(*work, "kazashid.json")
-	b, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		return err
-	}
-	daemon, _, err := startProcess(ctx, out, "kazashid", filepath.Join(*binDir, "kazashid"), []string{"-config", cfgFile}, "kazashid running")
-	if err != nil {
-		return err
-	}
-	defer daemon.stop()
-
-	// 4. A backend-side subscriber.
+	defer b.Close()
 	events := make(chan tap.Event, 16)
-	var sub *mqtt.Client
-	for sub == nil {
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		sub, err = mqtt.Connect(cctx, mqtt.Options{Broker: "tcp://" + brokerAddr, ClientID: "demo-backend"})
-		ccancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("subscriber: %w", err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	sub, err := mqtt.Connect(ctx, mqtt.Options{Broker: b.Addr(), ClientID: "demo-backend"})
+	if err != nil {
+		return fmt.Errorf("subscriber: %w", err)
 	}
 	defer sub.Close()
 	err = sub.Subscribe(ctx, "kazashi/+/events", 1, func(topic string, payload []byte) {
@@ -157,40 +145,140 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	say("backend subscribed to kazashi/+/events on tcp://%s", brokerAddr)
+	say("backend subscribed to kazashi/+/events on %s", b.Addr())
 
-	// 5. The taps.
+	keyFile := filepath.Join(*work, "pseudonym.key")
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return err
+	}
+
+	// 4. One daemon run per profile.
 	var failures []string
-	for _, tp := range taps {
-		say("--- tapping a %q card", tp.kind)
-		if err := simControl(ctx, ctlURL, http.MethodPut, "/card?kind="+tp.kind); err != nil {
+	n := 0
+	for _, ph := range phases {
+		f, err := runPhase(ctx, out, phaseEnv{
+			bin: *binDir, work: *work, pkiDir: pkiDir, pki: pki, link: link, ctlURL: ctlURL,
+			broker: b.Addr(), keyFile: keyFile, events: events,
+		}, ph.profile, ph.taps)
+		if err != nil {
 			return err
 		}
-		var e tap.Event
-		select {
-		case e = <-events:
-		case <-time.After(15 * time.Second):
-			return fmt.Errorf("no event for the %q card within 15 s", tp.kind)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err := simControl(ctx, ctlURL, http.MethodDelete, "/card"); err != nil {
-			return err
-		}
-		mark := "as expected"
-		if e.Reason != tp.reason {
-			mark = "UNEXPECTED, wanted " + tp.reason
-			failures = append(failures, fmt.Sprintf("%s card: reason %q, want %q", tp.kind, e.Reason, tp.reason))
-		}
-		say("%s card -> outcome %s, reason %s (%s)", tp.kind, e.Outcome, e.Reason, mark)
-		// Let the daemon see the card leave before the next one comes.
-		time.Sleep(600 * time.Millisecond)
+		failures = append(failures, f...)
+		n += len(ph.taps)
 	}
 	if len(failures) > 0 {
 		return fmt.Errorf("demo failed: %s", strings.Join(failures, "; "))
 	}
-	say("all %d taps verified and published in %v", len(taps), time.Since(start).Round(time.Millisecond))
+	say("all %d taps in %d profiles verified and published as expected in %v", n, len(phases), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+type phaseEnv struct {
+	bin, work, pkiDir, link, ctlURL, broker, keyFile string
+	pki                                              *testpki.PKI
+	events                                           chan tap.Event
+}
+
+// runPhase starts the daemon with one profile, taps the cards and stops it.
+func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, taps []demoTap) ([]string, error) {
+	say := func(format string, a ...any) { fmt.Fprintf(out, "demo: "+format+"\n", a...) }
+	say("=== profile %s", profile)
+	socket := filepath.Join(env.work, "run-"+profile, "holder.sock")
+	var cv []map[string]string
+	for _, a := range env.pki.CVAnchors {
+		cv = append(cv, map[string]string{"id": a.IDString, "purpose": a.Purpose, "file": filepath.Join(env.pkiDir, testpki.CVAnchorFile(a))})
+	}
+	cfg := map[string]any{
+		"device_id":    "demo-kiosk-01",
+		"reader":       map[string]any{"driver": "pn532-uart", "port": env.link, "ack_timeout": "1s"},
+		"profile":      map[string]any{"name": profile, "service": "demo-clinic"},
+		"holder_input": map[string]any{"socket": socket, "timeout": "20s"},
+		"trust": map[string]any{
+			"anchors":      []string{filepath.Join(env.pkiDir, testpki.AnchorFile)},
+			"crls":         []string{filepath.Join(env.pkiDir, testpki.CRLFile)},
+			"sign_anchors": []string{filepath.Join(env.pkiDir, testpki.SignAnchorFile)},
+			"sign_crls":    []string{filepath.Join(env.pkiDir, testpki.SignCRLFile)},
+			"cv_anchors":   cv,
+			"allow_test":   true,
+		},
+		"mqtt":               map[string]any{"broker": env.broker},
+		"pseudonym_key_file": env.keyFile,
+	}
+	cfgFile := filepath.Join(env.work, "kazashid-"+profile+".json")
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		return nil, err
+	}
+	daemon, _, err := startProcess(ctx, out, "kazashid", filepath.Join(env.bin, "kazashid"), []string{"-config", cfgFile}, "kazashid running")
+	if err != nil {
+		return nil, err
+	}
+	defer daemon.stop()
+
+	// The PIN pad: it types the secret of whichever card is on the reader.
+	var mu sync.Mutex
+	current := ""
+	padCtx, stopPad := context.WithCancel(ctx)
+	defer stopPad()
+	pad, err := holder.Dial(padCtx, socket)
+	if err != nil {
+		return nil, fmt.Errorf("PIN pad: %w", err)
+	}
+	defer pad.Close()
+	go func() {
+		for {
+			req, err := pad.Next(padCtx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			card := env.pki.Cards[current]
+			mu.Unlock()
+			secret := map[holder.Kind]string{
+				holder.AuthPIN: card.AuthPIN, holder.SignPassword: card.SignPassword,
+				holder.CollationB: card.CollationB, holder.SupportPIN: card.SupportPIN,
+			}[req.Kind]
+			fmt.Fprintf(out, "  [pin pad] the kiosk asks for the %s (%d tries left): typing %d characters\n", req.Kind, req.TriesLeft, len(secret))
+			if err := pad.Answer(padCtx, []byte(secret)); err != nil && !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(out, "  [pin pad] %v\n", err)
+			}
+		}
+	}()
+
+	var failures []string
+	for _, tp := range taps {
+		say("--- %s: tapping the %q card", profile, tp.kind)
+		mu.Lock()
+		current = tp.kind
+		mu.Unlock()
+		if err := simControl(ctx, env.ctlURL, http.MethodPut, "/card?kind="+tp.kind); err != nil {
+			return nil, err
+		}
+		var e tap.Event
+		select {
+		case e = <-env.events:
+		case <-time.After(30 * time.Second):
+			return nil, fmt.Errorf("%s: no event for the %q card within 30 s", profile, tp.kind)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if err := simControl(ctx, env.ctlURL, http.MethodDelete, "/card"); err != nil {
+			return nil, err
+		}
+		mark := "as expected"
+		if e.Reason != tp.reason || string(e.Assurance) != tp.assurance || e.Profile != profile {
+			mark = fmt.Sprintf("UNEXPECTED, wanted reason %s, assurance %s", tp.reason, tp.assurance)
+			failures = append(failures, fmt.Sprintf("%s/%s: reason %q assurance %q profile %q, want %q %q", profile, tp.kind, e.Reason, e.Assurance, e.Profile, tp.reason, tp.assurance))
+		}
+		say("%s card -> outcome %s, reason %s, assurance %s (%s)", tp.kind, e.Outcome, e.Reason, e.Assurance, mark)
+		// Let the daemon see the card leave before the next one comes.
+		time.Sleep(600 * time.Millisecond)
+	}
+	return failures, nil
 }
 
 func simControl(ctx context.Context, base, method, path string) error {

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/tap"
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
@@ -36,23 +38,61 @@ type rig struct {
 	done    chan error
 	cancel  context.CancelFunc
 	readies int
+	// pad is the PIN pad on the daemon's holder-input socket (nil for
+	// card-check); answer decides what it types for each request.
+	pad    *holder.Client
+	padMu  sync.Mutex
+	answer func(holder.Request) padAction
+	asked  []holder.Request
+	// every MQTT payload seen on the device's topics
+	seenMu sync.Mutex
+	seen   []string
 }
 
-func newRig(t *testing.T) *rig {
+func (r *rig) payloads() []string {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	return append([]string(nil), r.seen...)
+}
+
+// padAction is what the test's PIN pad does with one request.
+type padAction struct {
+	value  string // typed (when not cancel or ignore)
+	cancel bool   // press "cancel"
+	ignore bool   // walk away: let the input time out
+}
+
+// rigOptions tune the daemon under test.
+type rigOptions struct {
+	profile      string // default card-check
+	floor        int    // profile.tries_floor, 0 = the daemon's default
+	inputTimeout string // holder_input.timeout, default 10s
+	extra        string // extra profile JSON members, e.g. `"individual_number_permitted": true`
+}
+
+func newRig(t *testing.T, opts ...rigOptions) *rig {
 	t.Helper()
+	var o rigOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.profile == "" {
+		o.profile = "card-check"
+	}
+	if o.inputTimeout == "" {
+		o.inputTimeout = "10s"
+	}
 	mosq := mqtttest.StartMosquitto(t)
 	proxy := mqtttest.StartProxy(t, mosq.URL())
 	dir := t.TempDir()
-	pki, err := testpki.Generate(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := sharedPKI(t)
 	if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
 		t.Fatal(err)
 	}
+	// Fresh virtual cards for every rig: retry counters start full.
 	cards := map[string]*sim.JPKICard{}
 	for kind, c := range pki.Cards {
-		jc, err := sim.NewJPKICard(sim.JPKIConfig{Token: c.Token, AuthCert: c.Cert, AuthCACert: c.CACert, AuthKey: c.Key})
+		jc, err := sim.FromTestPKI(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,14 +108,36 @@ func newRig(t *testing.T) *rig {
 	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(strings.Repeat("5a", 32)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "document.txt"), []byte(testDocument), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cv []string
+	for _, a := range pki.CVAnchors {
+		cv = append(cv, fmt.Sprintf(`{"id": %q, "purpose": %q, "file": %q}`, a.IDString, a.Purpose, filepath.Join("pki", testpki.CVAnchorFile(a))))
+	}
+	profile := fmt.Sprintf(`{"name": %q, "service": "it-service", "document_file": "document.txt"`, o.profile)
+	if o.floor != 0 {
+		profile += fmt.Sprintf(`, "tries_floor": %d`, o.floor)
+	}
+	if o.extra != "" {
+		profile += ", " + o.extra
+	}
+	profile += "}"
+	socket := filepath.Join(dir, "run", "holder.sock")
 	cfg := fmt.Sprintf(`{
   "device_id": "it-kiosk",
   "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"},
-  "trust": {"anchors": ["pki/anchors/jpki-test-auth.pem"], "crls": ["pki/crl/jpki-test-auth.crl"], "allow_test": true},
+  "profile": %s,
+  "holder_input": {"socket": %q, "timeout": %q},
+  "trust": {"anchors": [%q], "crls": [%q], "sign_anchors": [%q], "sign_crls": [%q],
+            "cv_anchors": [%s], "allow_test": true},
   "mqtt": {"broker": %q},
   "pseudonym_key_file": "key",
   "log_level": "debug"
-}`, link, proxy.URL())
+}`, link, profile, socket, o.inputTimeout,
+		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
+		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
+		strings.Join(cv, ", "), proxy.URL())
 	cfgPath := filepath.Join(dir, "kazashid.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -91,6 +153,9 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(sub.Close)
 	err = sub.Subscribe(ctx, "kazashi/it-kiosk/#", 1, func(topic string, payload []byte) {
+		r.seenMu.Lock()
+		r.seen = append(r.seen, string(payload))
+		r.seenMu.Unlock()
 		switch {
 		case strings.HasSuffix(topic, "/events"):
 			var e tap.Event
@@ -123,6 +188,9 @@ func newRig(t *testing.T) *rig {
 		}
 	})
 	r.waitReady()
+	if o.profile != "card-check" {
+		r.startPad(ctx, socket)
+	}
 	// The daemon announces itself with a retained online status once its
 	// MQTT session is up.
 	select {
@@ -134,6 +202,76 @@ func newRig(t *testing.T) *rig {
 		t.Fatal("daemon did not publish its online status within 15 s")
 	}
 	return r
+}
+
+// testDocument is what the sign and register profiles have the holder sign.
+const testDocument = "申請書 / application form: certificate of residence, 1 copy\n"
+
+var (
+	pkiOnce sync.Once
+	pkiVal  *testpki.PKI
+	pkiErr  error
+)
+
+// sharedPKI generates the test PKI once per test binary (RSA key
+// generation is the slow part); every rig builds fresh cards from it.
+func sharedPKI(t *testing.T) *testpki.PKI {
+	t.Helper()
+	pkiOnce.Do(func() { pkiVal, pkiErr = testpki.Generate(time.Now()) })
+	if pkiErr != nil {
+		t.Fatal(pkiErr)
+	}
+	return pkiVal
+}
+
+// startPad connects the test's PIN pad to the daemon's holder-input socket.
+func (r *rig) startPad(ctx context.Context, socket string) {
+	r.t.Helper()
+	pad, err := holder.Dial(ctx, socket)
+	if err != nil {
+		r.t.Fatalf("PIN pad: %v", err)
+	}
+	r.pad = pad
+	r.t.Cleanup(func() { pad.Close() })
+	go func() {
+		for {
+			req, err := pad.Next(ctx)
+			if err != nil {
+				return
+			}
+			r.padMu.Lock()
+			r.asked = append(r.asked, req)
+			f := r.answer
+			r.padMu.Unlock()
+			var a padAction
+			if f != nil {
+				a = f(req)
+			} else {
+				a.ignore = true
+			}
+			switch {
+			case a.ignore:
+			case a.cancel:
+				_ = pad.Cancel(ctx)
+			default:
+				_ = pad.Answer(ctx, []byte(a.value))
+			}
+		}
+	}()
+}
+
+// setAnswer scripts the PIN pad and forgets earlier requests.
+func (r *rig) setAnswer(f func(holder.Request) padAction) {
+	r.padMu.Lock()
+	defer r.padMu.Unlock()
+	r.answer, r.asked = f, nil
+}
+
+// requests returns what the kiosk asked the holder since setAnswer.
+func (r *rig) requests() []holder.Request {
+	r.padMu.Lock()
+	defer r.padMu.Unlock()
+	return append([]holder.Request(nil), r.asked...)
 }
 
 // waitReady waits for the daemon to show the "place your card" screen once
@@ -190,13 +328,19 @@ func TestDaemonEndToEnd(t *testing.T) {
 		"unknown-ca": {"untrusted", tap.Rejected},
 	}
 	ids := map[string]string{}
-	for _, kind := range testpki.Kinds() {
+	for _, kind := range []string{testpki.KindValid, testpki.KindRevoked, testpki.KindExpired, testpki.KindUnknownCA} {
 		e, raw := r.tap(kind, 0)
 		w := want[kind]
 		if e.Reason != w.reason || e.Outcome != w.outcome {
 			t.Errorf("%s card: outcome %s reason %s, want %s %s", kind, e.Outcome, e.Reason, w.outcome, w.reason)
 		}
-		if e.Schema != tap.Schema || e.Device != "it-kiosk" || e.CardKind != "mynumber-card" || e.Tech != "iso14443-4b" || len(e.CardID) != 32 || e.ID == "" {
+		// card_id only for a certificate that chained to the anchor: the
+		// unknown-CA card copies the root's name but not its signature.
+		wantID := 32
+		if kind == testpki.KindUnknownCA {
+			wantID = 0
+		}
+		if e.Schema != tap.Schema || e.Device != "it-kiosk" || e.CardKind != "mynumber-card" || e.Tech != "iso14443-4b" || len(e.CardID) != wantID || e.ID == "" {
 			t.Errorf("%s card: event %s", kind, raw)
 		}
 		if time.Since(e.Time) > time.Minute || time.Since(e.Time) < 0 {
@@ -205,7 +349,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		ids[kind] = e.CardID
 		assertNoCardData(t, r.pki.Cards[kind].Cert, raw, "event")
 	}
-	if len(map[string]bool{ids["valid"]: true, ids["revoked"]: true, ids["expired"]: true, ids["unknown-ca"]: true}) != 4 {
+	if len(map[string]bool{ids["valid"]: true, ids["revoked"]: true, ids["expired"]: true, ids["unknown-ca"]: true}) != 4 || ids["unknown-ca"] != "" {
 		t.Errorf("card ids collide: %v", ids)
 	}
 

@@ -7,7 +7,7 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,12 +20,11 @@ import (
 	"time"
 
 	"github.com/kazashi/kazashi/drivers/pn532"
+	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/tap"
-	"github.com/kazashi/kazashi/firmware/verify"
 	"github.com/kazashi/kazashi/gateway/broker"
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/hw/board"
-	"github.com/kazashi/kazashi/provisioning/trust"
 )
 
 func main() {
@@ -59,9 +58,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	v, err := newVerifier(cfg, time.Now)
+	vs, err := newVerifiers(cfg, time.Now)
 	if err != nil {
 		return err
+	}
+	cv, err := loadCVAnchors(cfg)
+	if err != nil {
+		return err
+	}
+
+	var document func(context.Context) ([]byte, error)
+	if cfg.needsSign() {
+		doc, err := os.ReadFile(cfg.Profile.DocumentFile)
+		if err != nil {
+			return fmt.Errorf("profile.document_file: %w", err)
+		}
+		sum := sha256.Sum256(doc)
+		document = func(context.Context) ([]byte, error) { return sum[:], nil }
+	}
+	var input *holder.Server
+	if cfg.needsInput() {
+		input, err = holder.Listen(cfg.HolderInput.Socket, &holder.Options{Timeout: time.Duration(cfg.HolderInput.Timeout), Logger: log.With("component", "holder-input")})
+		if err != nil {
+			return err
+		}
+		defer input.Close()
 	}
 
 	brokerURL := cfg.MQTT.Broker
@@ -130,8 +151,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer reader.Close()
 
 	p := &tap.Pipeline{
-		Reader:       reader,
-		Verifier:     verifierAdapter{v},
+		Reader:   reader,
+		Verifier: vs,
+		CV:       cv,
+		Profile: tap.Profile{
+			Name:                      cfg.Profile.Name,
+			Service:                   cfg.Profile.Service,
+			TriesFloor:                cfg.Profile.TriesFloor,
+			IndividualNumberPermitted: cfg.Profile.IndividualNumberPermitted,
+		},
+		Document:     document,
 		Sink:         sink,
 		Display:      &consoleDisplay{w: stdout},
 		DeviceID:     cfg.DeviceID,
@@ -139,7 +168,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Now:          time.Now,
 		Logger:       log.With("component", "tap"),
 	}
-	log.Info("kazashid running", "reader", cfg.Reader.Port, "events", prefix+"/events", "test_mode", cfg.Trust.AllowTest)
+	if input != nil {
+		p.Input, p.Local = input, input
+	}
+	log.Info("kazashid running", "profile", cfg.Profile.Name, "reader", cfg.Reader.Port, "events", prefix+"/events", "test_mode", cfg.Trust.AllowTest)
 	return p.Run(ctx)
 }
 
@@ -162,40 +194,6 @@ func connectLoop(ctx context.Context, o mqtt.Options, log *slog.Logger) *mqtt.Cl
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
-}
-
-func newVerifier(cfg *Config, now func() time.Time) (*verify.Verifier, error) {
-	var anchors []*x509.Certificate
-	var err error
-	if len(cfg.Trust.Anchors) == 0 {
-		anchors, err = trust.JPKIAuthRoots()
-	} else {
-		anchors, err = verify.LoadAnchors(cfg.Trust.Anchors...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var crls [][]byte
-	for _, f := range cfg.Trust.CRLs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("crl: %w", err)
-		}
-		crls = append(crls, b)
-	}
-	v, err := verify.New(verify.Options{Anchors: anchors, CRLs: crls, Now: now, AllowTest: cfg.Trust.AllowTest})
-	if err != nil {
-		// verify numbers the CRLs ("input 0"); name the files for the operator.
-		return nil, fmt.Errorf("%w (trust.crls in order: %s)", err, strings.Join(cfg.Trust.CRLs, ", "))
-	}
-	return v, nil
-}
-
-type verifierAdapter struct{ v *verify.Verifier }
-
-func (a verifierAdapter) VerifyJPKIAuth(ctx context.Context, der []byte) tap.Verdict {
-	r := a.v.Verify(ctx, der)
-	return tap.Verdict{Reason: string(r.Reason), Detail: r.Detail}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
