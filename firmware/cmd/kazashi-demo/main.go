@@ -224,12 +224,17 @@ func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, 
 	current := ""
 	padCtx, stopPad := context.WithCancel(ctx)
 	defer stopPad()
-	pad, err := holder.Dial(padCtx, socket)
-	if err != nil {
-		return nil, fmt.Errorf("PIN pad: %w", err)
+	var pad *holder.Client
+	if profile != "card-check" {
+		if pad, err = holder.Dial(padCtx, socket); err != nil {
+			return nil, fmt.Errorf("PIN pad: %w", err)
+		}
+		defer pad.Close()
 	}
-	defer pad.Close()
 	go func() {
+		if pad == nil {
+			return
+		}
 		for {
 			req, err := pad.Next(padCtx)
 			if err != nil {

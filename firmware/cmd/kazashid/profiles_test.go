@@ -110,7 +110,7 @@ func TestProfilesEndToEnd(t *testing.T) {
 			// 1. Right secrets: accepted with the profile's assurance.
 			r.setAnswer(right)
 			e, raw := r.tap(testpki.KindValid, 0)
-			if e.Outcome != tap.Accepted || e.Reason != "ok" || e.Assurance != pc.assurance || e.Profile != pc.profile || len(e.CardID) != 32 {
+			if e.Outcome != tap.Accepted || e.Reason != "ok" || string(e.Assurance) != pc.assurance || e.Profile != pc.profile || len(e.CardID) != 32 {
 				t.Fatalf("right secret: %s", raw)
 			}
 			var kinds []holder.Kind
