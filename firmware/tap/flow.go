@@ -98,11 +98,11 @@ func (f *flow) authCert(allowPINFirst bool) *x509.Certificate {
 	err := read()
 	if errors.Is(err, jpki.ErrAccessDenied) && allowPINFirst {
 		// Android phones protect the certificate with the PIN (mynumbercard.md §1).
-		if s := f.present(holder.AuthPIN, jpki.EFAuthPIN); s == nil {
+		s := f.present(holder.AuthPIN, jpki.EFAuthPIN)
+		if s == nil {
 			return nil
-		} else {
-			s.Zero()
 		}
+		s.Zero()
 		err = read()
 	}
 	if err != nil {

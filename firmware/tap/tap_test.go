@@ -85,13 +85,18 @@ func jpkiSession(t *testing.T, token string, cert []byte) *session {
 }
 
 type fakeVerifier struct {
-	reason string
-	got    [][]byte
+	reason    string
+	unchained bool
+	got       [][]byte
 }
 
 func (f *fakeVerifier) VerifyJPKIAuth(_ context.Context, der []byte) Verdict {
 	f.got = append(f.got, der)
-	return Verdict{Reason: f.reason, Detail: "test"}
+	return Verdict{Reason: f.reason, Detail: "test", Chained: !f.unchained}
+}
+
+func (f *fakeVerifier) VerifyJPKISign(_ context.Context, der []byte) Verdict {
+	return Verdict{Reason: "untrusted", Detail: "fake verifier has no sign anchors"}
 }
 
 type recorder struct {
@@ -143,8 +148,12 @@ func TestHandleReadsAndVerifies(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(ev.ID) {
 		t.Fatalf("event id %q", ev.ID)
 	}
-	if ev.CardID != CardID(p.PseudonymKey, cert) || len(ev.CardID) != 32 {
+	c, _ := x509.ParseCertificate(cert)
+	if ev.CardID != CardID(p.PseudonymKey, "default", c) || len(ev.CardID) != 32 {
 		t.Fatalf("card id %q", ev.CardID)
+	}
+	if ev.Profile != ProfileCardCheck || ev.Assurance != AssuranceNone {
+		t.Fatalf("profile %q assurance %q", ev.Profile, ev.Assurance)
 	}
 }
 
@@ -195,18 +204,37 @@ func TestHandleNotJPKI(t *testing.T) {
 }
 
 func TestCardIDIsKeyedAndStable(t *testing.T) {
-	a, b := testCert(t, 1), testCert(t, 2)
+	parse := func(der []byte) *x509.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ader := testCert(t, 1)
+	a, b := parse(ader), parse(testCert(t, 2))
 	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
-	id := CardID(k1, a)
+	id := CardID(k1, "clinic", a)
 	// Stable for a copy of the same certificate (a second read of the card).
-	if again := CardID(k1, bytes.Clone(a)); again != id || len(id) != 32 {
+	if again := CardID(k1, "clinic", parse(bytes.Clone(ader))); again != id || len(id) != 32 {
 		t.Fatalf("card id %q, then %q", id, again)
 	}
-	if id == CardID(k1, b) || id == CardID(k2, a) {
-		t.Fatal("card IDs collide across cards or keys")
+	if id == CardID(k1, "clinic", b) || id == CardID(k2, "clinic", a) || id == CardID(k1, "pharmacy", a) {
+		t.Fatal("card IDs collide across cards, keys or services")
 	}
-	if CardID(k1, []byte("garbage")) != "" {
-		t.Fatal("malformed certificate got an ID")
+	// The length prefix keeps service and issuer apart.
+	if CardID(k1, "", a) == CardID(k1, "\x00", a) {
+		t.Fatal("service boundary not encoded")
+	}
+}
+
+// A certificate that did not chain to an anchor gets no card_id, whatever
+// issuer and serial it copies.
+func TestNoCardIDUnlessChained(t *testing.T) {
+	cert := testCert(t, 4242)
+	ev := newPipeline(&fakeVerifier{reason: "untrusted", unchained: true}, &recorder{}).Handle(context.Background(), jpkiSession(t, "JPKIAPICCTOKEN2", cert))
+	if ev.Reason != "untrusted" || ev.CardID != "" {
+		t.Fatalf("event %+v", ev)
 	}
 }
 
@@ -230,7 +258,7 @@ func TestEventCarriesNoCardData(t *testing.T) {
 	if err := json.Unmarshal(rec.raw[0], &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"schema", "event_id", "device_id", "time", "outcome", "reason", "card_kind", "card_id", "read_ms"} {
+	for _, k := range []string{"schema", "event_id", "device_id", "time", "profile", "outcome", "reason", "assurance", "card_kind", "card_id", "read_ms"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("event lacks %q: %s", k, rec.raw[0])
 		}
@@ -356,10 +384,34 @@ func TestRunRefusesWeakKey(t *testing.T) {
 
 func TestMessagesForEveryReason(t *testing.T) {
 	generic := Message("no-such-reason")
-	for _, r := range []string{ReasonOK, ReasonRemoved, ReasonIO, ReasonUnsupported, ReasonPINRequired, "expired", "crl-stale"} {
+	for _, r := range []string{ReasonRemoved, ReasonIO, ReasonUnsupported, ReasonPINRequired, "expired", "crl-stale"} {
 		if m := Message(r); m == "" || m == generic {
 			t.Errorf("reason %s has no specific message", r)
 		}
+	}
+	// Every pipeline reason has its own result message.
+	tries := 1
+	for _, r := range []string{ReasonNotGenuine, ReasonCVAnchorUnknown, ReasonFaceMismatch, ReasonWrongSecret, ReasonTriesFloor,
+		ReasonBlocked, ReasonCancelled, ReasonInputTimeout, ReasonNoSignCert, ReasonIntegrity, ReasonUndelivered} {
+		if m := ResultMessage(Event{Reason: r, Credential: "auth-pin", TriesLeft: &tries}); m == generic || m == "" {
+			t.Errorf("reason %s has no specific message", r)
+		}
+	}
+	// An accepted tap says what its profile proved, and card-check says
+	// that it did not check the card itself.
+	seen := map[string]bool{}
+	for _, pr := range Profiles() {
+		m := ResultMessage(Event{Reason: ReasonOK, Profile: pr})
+		if m == generic || seen[m] {
+			t.Errorf("profile %s: message %q not specific", pr, m)
+		}
+		seen[m] = true
+	}
+	if m := ResultMessage(Event{Reason: ReasonOK, Profile: ProfileCardCheck}); !strings.Contains(m, "did not check that the card itself is genuine") || strings.Contains(m, "confirmed") {
+		t.Errorf("card-check message claims too much: %q", m)
+	}
+	if m := ResultMessage(Event{Reason: ReasonWrongSecret, Credential: "auth-pin", TriesLeft: &tries}); !strings.Contains(m, "1 tries left") {
+		t.Errorf("wrong-secret message without the tries left: %q", m)
 	}
 	for _, r := range []string{"revoked", "untrusted", "test-card", "malformed"} {
 		if Message(r) != generic {

@@ -1,0 +1,515 @@
+package tap
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/drivers/iso7816"
+	"github.com/kazashi/kazashi/drivers/jpki"
+	"github.com/kazashi/kazashi/firmware/holder"
+	"github.com/kazashi/kazashi/firmware/verify"
+	"github.com/kazashi/kazashi/hw/sim"
+	"github.com/kazashi/kazashi/provisioning/testpki"
+)
+
+// world is the shared test hierarchy with real verifiers over it.
+type world struct {
+	pki        *testpki.PKI
+	auth, sign *verify.Verifier
+	cv         cvMap
+}
+
+type cvMap map[string]map[jpki.KeyID]*rsa.PublicKey
+
+func (m cvMap) CVKey(purpose string, id jpki.KeyID) (*rsa.PublicKey, bool) {
+	k, ok := m[purpose][id]
+	return k, ok
+}
+
+type realVerifier struct{ auth, sign *verify.Verifier }
+
+func verdictOf(r verify.Result) Verdict {
+	return Verdict{Reason: string(r.Reason), Detail: r.Detail, Chained: r.Chained()}
+}
+func (v realVerifier) VerifyJPKIAuth(ctx context.Context, der []byte) Verdict {
+	return verdictOf(v.auth.Verify(ctx, der))
+}
+func (v realVerifier) VerifyJPKISign(ctx context.Context, der []byte) Verdict {
+	return verdictOf(v.sign.Verify(ctx, der))
+}
+
+var (
+	worldOnce sync.Once
+	theWorld  *world
+	worldErr  error
+)
+
+func getWorld(t testing.TB) *world {
+	t.Helper()
+	worldOnce.Do(func() {
+		w := &world{cv: cvMap{}}
+		if w.pki, worldErr = testpki.Shared(); worldErr != nil {
+			return
+		}
+		mk := func(rootDER, crl []byte, p verify.Purpose) (*verify.Verifier, error) {
+			root, err := x509.ParseCertificate(rootDER)
+			if err != nil {
+				return nil, err
+			}
+			return verify.New(verify.Options{Anchors: []*x509.Certificate{root}, CRLs: [][]byte{crl}, Now: time.Now, AllowTest: true, Purpose: p})
+		}
+		if w.auth, worldErr = mk(w.pki.Root, w.pki.CRL, verify.PurposeAuth); worldErr != nil {
+			return
+		}
+		if w.sign, worldErr = mk(w.pki.SignRoot, w.pki.SignCRL, verify.PurposeSign); worldErr != nil {
+			return
+		}
+		for _, a := range w.pki.CVAnchors {
+			if w.cv[a.Purpose] == nil {
+				w.cv[a.Purpose] = map[jpki.KeyID]*rsa.PublicKey{}
+			}
+			w.cv[a.Purpose][jpki.KeyID(a.ID)] = a.Key
+		}
+		theWorld = w
+	})
+	if worldErr != nil {
+		t.Fatal(worldErr)
+	}
+	return theWorld
+}
+
+// pad is a scripted holder.Input.
+type pad struct {
+	mu     sync.Mutex
+	answer func(holder.Request) (string, error)
+	delay  time.Duration
+	asked  []holder.Request
+}
+
+func (p *pad) Ask(ctx context.Context, r holder.Request) (*holder.Secret, error) {
+	p.mu.Lock()
+	p.asked = append(p.asked, r)
+	f, d := p.answer, p.delay
+	p.mu.Unlock()
+	if d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	v, err := f(r)
+	if err != nil {
+		return nil, err
+	}
+	return holder.NewSecret([]byte(v)), nil
+}
+
+// local records delivered attributes.
+type local struct {
+	mu  sync.Mutex
+	got []holder.Attributes
+}
+
+func (l *local) Deliver(_ context.Context, a holder.Attributes) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, a)
+	return nil
+}
+
+// testDoc is the document the sign profiles sign.
+var testDoc = sha256.Sum256([]byte("application form"))
+
+// rig is a pipeline over the real verifiers with a scripted pad, a log
+// and screens captured.
+type rig struct {
+	p      *Pipeline
+	pad    *pad
+	local  *local
+	logs   *bytes.Buffer
+	screen *screens
+}
+
+func newRig(t testing.TB, profile string) *rig {
+	w := getWorld(t)
+	r := &rig{pad: &pad{}, local: &local{}, logs: &bytes.Buffer{}, screen: &screens{}}
+	r.p = &Pipeline{
+		Verifier:     realVerifier{w.auth, w.sign},
+		CV:           w.cv,
+		Input:        r.pad,
+		Local:        r.local,
+		Document:     func(context.Context) ([]byte, error) { return testDoc[:], nil },
+		Sink:         &recorder{},
+		Display:      r.screen,
+		Profile:      Profile{Name: profile, Service: "svc"},
+		DeviceID:     "kiosk-1",
+		PseudonymKey: bytes.Repeat([]byte{9}, 32),
+		Now:          time.Now,
+		Logger:       slog.New(slog.NewTextHandler(&syncWriter{b: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	return r
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// counting is a card session that counts APDUs and can lose the card
+// after a number of them, as a card pulled from the field does.
+type counting struct {
+	card      *sim.JPKICard
+	pullAfter int // < 0: never
+	apdus     int
+}
+
+func (s *counting) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
+	if s.pullAfter >= 0 && s.apdus >= s.pullAfter {
+		return nil, fmt.Errorf("test: %w", iso7816.ErrCardLost)
+	}
+	s.apdus++
+	return s.card.Transmit(ctx, apdu)
+}
+func (s *counting) Tech() string                          { return "iso14443-4b" }
+func (s *counting) WaitRemoved(ctx context.Context) error { return nil }
+func (s *counting) Close() error                          { return nil }
+
+// tap places card on the reader (power-on: nothing selected, nothing
+// verified) and runs one tap.
+func (r *rig) tap(card *sim.JPKICard, pullAfter int) (Event, int) {
+	card.PowerOn()
+	s := &counting{card: card, pullAfter: pullAfter}
+	ev := r.p.Handle(context.Background(), s)
+	js, _ := json.Marshal(ev)
+	fmt.Fprintf(&syncWriter{b: r.logs}, "EVENT %s\n", js)
+	return ev, s.apdus
+}
+
+func freshCard(t testing.TB, kind string) (*sim.JPKICard, testpki.Card) {
+	t.Helper()
+	c := getWorld(t).pki.Cards[kind]
+	jc, err := sim.FromTestPKI(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jc, c
+}
+
+func secretOf(c testpki.Card, k holder.Kind) string {
+	return map[holder.Kind]string{holder.AuthPIN: c.AuthPIN, holder.SignPassword: c.SignPassword,
+		holder.CollationB: c.CollationB, holder.SupportPIN: c.SupportPIN}[k]
+}
+
+func rightAnswers(c testpki.Card) func(holder.Request) (string, error) {
+	return func(r holder.Request) (string, error) { return secretOf(c, r.Kind), nil }
+}
+
+// credentials of the virtual card, as sim.JPKICard.TriesOf names them.
+var creds = []struct {
+	ap  string
+	fid uint16
+	max int
+}{
+	{sim.APJPKI, jpki.EFAuthPIN, 3}, {sim.APJPKI, jpki.EFSignPIN, 5},
+	{sim.APSurface, jpki.SurfacePINB, 10}, {sim.APSupport, jpki.SupportPIN, 3},
+}
+
+var wantAssurance = map[string]Assurance{
+	ProfileCardCheck: AssuranceCertificateRead, ProfileFaceCheck: AssuranceGenuineCard, ProfilePINAuth: AssurancePossessionProven,
+	ProfileSign: AssuranceSigned, ProfileAttributes: AssuranceAttributesRead, ProfileRegister: AssuranceRegistered,
+}
+
+// TestProfilesAccept: each profile accepts the valid card with the right
+// secrets and reports its own assurance; the clone is refused by every
+// profile that proves more than a certificate read.
+func TestProfilesAccept(t *testing.T) {
+	for _, pr := range Profiles() {
+		t.Run(pr, func(t *testing.T) {
+			r := newRig(t, pr)
+			card, c := freshCard(t, testpki.KindValid)
+			r.pad.answer = rightAnswers(c)
+			ev, n := r.tap(card, -1)
+			if ev.Reason != ReasonOK || ev.Outcome != Accepted || ev.Assurance != wantAssurance[pr] || len(ev.CardID) != 32 {
+				t.Fatalf("valid card: %+v (%s)", ev, r.logs)
+			}
+			t.Logf("%s: %d APDUs", pr, n)
+			if (pr == ProfileFaceCheck) != (ev.CardKeyID != "") {
+				t.Errorf("card_key_id %q", ev.CardKeyID)
+			}
+			if (pr == ProfileSign || pr == ProfileRegister) != (ev.DocumentSHA256 == hex.EncodeToString(testDoc[:])) {
+				t.Errorf("document_sha256 %q", ev.DocumentSHA256)
+			}
+			if pr == ProfileAttributes {
+				if len(r.local.got) != 1 || r.local.got[0].Name != c.Person.Name || r.local.got[0].BirthDate != c.Person.BirthDate || r.local.got[0].IndividualNumber != "" {
+					t.Errorf("delivered %d attribute sets; individual number present: %v", len(r.local.got), len(r.local.got) > 0 && r.local.got[0].IndividualNumber != "")
+				}
+			}
+			clone, cc := freshCard(t, testpki.KindClone)
+			r.pad.answer = rightAnswers(cc)
+			ev, _ = r.tap(clone, -1)
+			want := ReasonNotGenuine
+			if pr == ProfileCardCheck {
+				want = ReasonOK
+			}
+			if ev.Reason != want {
+				t.Errorf("clone: %+v, want %s", ev, want)
+			}
+		})
+	}
+}
+
+// The individual number is read and delivered locally only when the
+// profile permits it, after its integrity digest (DF31) matched.
+func TestIndividualNumberOnlyWhenPermitted(t *testing.T) {
+	r := newRig(t, ProfileAttributes)
+	r.p.Profile.IndividualNumberPermitted = true
+	card, c := freshCard(t, testpki.KindValid)
+	r.pad.answer = rightAnswers(c)
+	if ev, _ := r.tap(card, -1); ev.Reason != ReasonOK {
+		t.Fatalf("%+v", ev)
+	}
+	if len(r.local.got) != 1 || r.local.got[0].IndividualNumber != c.Person.IndividualNumber {
+		t.Fatal("individual number not delivered although permitted")
+	}
+	if strings.Contains(r.logs.String(), c.Person.IndividualNumber) {
+		t.Fatal("individual number in the log or event")
+	}
+}
+
+// TestTearing removes the card after each APDU of every flow: each run
+// ends "removed", no retry counter moves (the right secrets were typed),
+// and the next tap on the same card succeeds.
+func TestTearing(t *testing.T) {
+	for _, pr := range Profiles() {
+		t.Run(pr, func(t *testing.T) {
+			r := newRig(t, pr)
+			card, c := freshCard(t, testpki.KindValid)
+			r.pad.answer = rightAnswers(c)
+			ev, n := r.tap(card, -1)
+			if ev.Reason != ReasonOK {
+				t.Fatalf("untorn run: %+v", ev)
+			}
+			for k := 0; k < n; k++ {
+				ev, _ := r.tap(card, k)
+				if ev.Reason != ReasonRemoved || ev.Outcome != Error || ev.Assurance != AssuranceNone {
+					t.Fatalf("pulled after %d of %d APDUs: %+v", k, n, ev)
+				}
+				for _, cr := range creds {
+					if got := card.TriesOf(cr.ap, cr.fid); got != cr.max {
+						t.Fatalf("pulled after %d APDUs: %s %04X has %d tries, want %d", k, cr.ap, cr.fid, got, cr.max)
+					}
+				}
+				if ev, _ := r.tap(card, -1); ev.Reason != ReasonOK {
+					t.Fatalf("tap after a pull at %d: %+v", k, ev)
+				}
+			}
+			t.Logf("%s: torn before each of its %d APDUs", pr, n)
+		})
+	}
+}
+
+// TestTearingWrongSecret: with a wrong secret, a pull at any APDU costs at
+// most the one try the single VERIFY may have cost, never two.
+func TestTearingWrongSecret(t *testing.T) {
+	r := newRig(t, ProfilePINAuth)
+	card, c := freshCard(t, testpki.KindValid)
+	r.pad.answer = func(holder.Request) (string, error) { return "0000", nil }
+	if c.AuthPIN == "0000" {
+		t.Skip("test card PIN is 0000")
+	}
+	_, n := r.tap(card, -1)
+	for k := 0; k <= n; k++ {
+		// Restore the counter with a correct tap.
+		r.pad.answer = rightAnswers(c)
+		if ev, _ := r.tap(card, -1); ev.Reason != ReasonOK {
+			t.Fatalf("restore: %+v", ev)
+		}
+		r.pad.answer = func(holder.Request) (string, error) { return "0000", nil }
+		ev, _ := r.tap(card, k)
+		left := card.TriesOf(sim.APJPKI, jpki.EFAuthPIN)
+		if left < 2 {
+			t.Fatalf("pulled after %d APDUs: %d tries left, more than one spent (%+v)", k, left, ev)
+		}
+		if ev.Reason != ReasonRemoved && ev.Reason != ReasonWrongSecret {
+			t.Fatalf("pulled after %d: %+v", k, ev)
+		}
+	}
+}
+
+// TestSecretOutcomes: wrong, floor, blocked, cancelled, timed out, for a
+// profile of each credential, with the tries the card reports.
+func TestSecretOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		kind    holder.Kind
+		ap      string
+		fid     uint16
+		max     int
+	}{
+		{ProfileFaceCheck, holder.CollationB, sim.APSurface, jpki.SurfacePINB, 10},
+		{ProfilePINAuth, holder.AuthPIN, sim.APJPKI, jpki.EFAuthPIN, 3},
+		{ProfileSign, holder.SignPassword, sim.APJPKI, jpki.EFSignPIN, 5},
+		{ProfileAttributes, holder.SupportPIN, sim.APSupport, jpki.SupportPIN, 3},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			r := newRig(t, tc.profile)
+			card, c := freshCard(t, testpki.KindValid)
+			right := secretOf(c, tc.kind)
+			wrongV := []byte(right)
+			wrongV[len(wrongV)-1] ^= 1 // digit or letter stays in its class
+			tries := func() int { return card.TriesOf(tc.ap, tc.fid) }
+
+			r.pad.answer = func(holder.Request) (string, error) { return "", holder.ErrCancelled }
+			if ev, _ := r.tap(card, -1); ev.Reason != ReasonCancelled || ev.Outcome != Error || tries() != tc.max {
+				t.Errorf("cancel: %+v, %d tries", ev, tries())
+			}
+			r.pad.answer = func(holder.Request) (string, error) { return "", holder.ErrTimeout }
+			if ev, _ := r.tap(card, -1); ev.Reason != ReasonInputTimeout || tries() != tc.max {
+				t.Errorf("timeout: %+v", ev)
+			}
+			// Wrong until one try is left: each costs exactly one.
+			r.pad.answer = func(holder.Request) (string, error) { return string(wrongV), nil }
+			for want := tc.max - 1; want >= 1; want-- {
+				ev, _ := r.tap(card, -1)
+				if want < r.p.profile().TriesFloor-1 {
+					break
+				}
+				if ev.Reason == ReasonTriesFloor {
+					break
+				}
+				if ev.Reason != ReasonWrongSecret || ev.TriesLeft == nil || *ev.TriesLeft != want || tries() != want || ev.Credential != string(tc.kind) {
+					t.Fatalf("wrong secret, want %d left: %+v (card %d)", want, ev, tries())
+				}
+			}
+			// Now below the floor (default 2): refused, not asked, nothing spent.
+			r.pad.mu.Lock()
+			r.pad.asked = nil
+			r.pad.mu.Unlock()
+			before := tries()
+			ev, _ := r.tap(card, -1)
+			if ev.Reason != ReasonTriesFloor || tries() != before || len(r.pad.asked) != 0 || *ev.TriesLeft != before {
+				t.Errorf("floor: %+v, asked %d", ev, len(r.pad.asked))
+			}
+			// With floor 1 the last try is presented: wrong → blocked.
+			r.p.Profile.TriesFloor = 1
+			if ev, _ := r.tap(card, -1); ev.Reason != ReasonBlocked || tries() != 0 {
+				t.Errorf("last try: %+v", ev)
+			}
+			r.pad.asked = nil
+			if ev, _ := r.tap(card, -1); ev.Reason != ReasonBlocked || len(r.pad.asked) != 0 {
+				t.Errorf("blocked: %+v", ev)
+			}
+			assertNoLeak(t, r, c)
+		})
+	}
+}
+
+// TestTypingTimeNotCounted: a holder who types for longer than the whole
+// card read timeout still gets an accepted tap.
+func TestTypingTimeNotCounted(t *testing.T) {
+	r := newRig(t, ProfilePINAuth)
+	card, c := freshCard(t, testpki.KindValid)
+	r.p.ReadTimeout = 300 * time.Millisecond
+	r.pad.answer, r.pad.delay = rightAnswers(c), 600*time.Millisecond
+	ev, _ := r.tap(card, -1)
+	if ev.Reason != ReasonOK || ev.InputMS < 600 || ev.ReadMS >= 300 {
+		t.Fatalf("%+v", ev)
+	}
+}
+
+// TestServicesUnlinkable: two services of one deployment get unrelated
+// card_id and card_key_id for the same card; one service gets the same.
+func TestServicesUnlinkable(t *testing.T) {
+	card, c := freshCard(t, testpki.KindValid)
+	ids := map[string]Event{}
+	for _, svc := range []string{"reception", "pharmacy", "reception"} {
+		r := newRig(t, ProfileFaceCheck)
+		r.p.Profile.Service = svc
+		r.pad.answer = rightAnswers(c)
+		ev, _ := r.tap(card, -1)
+		if ev.Reason != ReasonOK {
+			t.Fatalf("%+v", ev)
+		}
+		if prev, ok := ids[svc]; ok && (prev.CardID != ev.CardID || prev.CardKeyID != ev.CardKeyID) {
+			t.Error("same service, different ids")
+		}
+		ids[svc] = ev
+	}
+	a, b := ids["reception"], ids["pharmacy"]
+	if a.CardID == b.CardID || a.CardKeyID == b.CardKeyID || a.CardID == a.CardKeyID {
+		t.Errorf("services linkable: %+v %+v", a, b)
+	}
+}
+
+// TestScreensAndLogsHoldNoSecrets runs every profile with right and wrong
+// secrets and checks logs, events and screens for secrets and personal data.
+func TestScreensAndLogsHoldNoSecrets(t *testing.T) {
+	for _, pr := range Profiles() {
+		r := newRig(t, pr)
+		card, c := freshCard(t, testpki.KindValid)
+		r.pad.answer = rightAnswers(c)
+		r.tap(card, -1)
+		r.pad.answer = func(q holder.Request) (string, error) {
+			v := []byte(secretOf(c, q.Kind))
+			v[len(v)-1] ^= 1
+			return string(v), nil
+		}
+		r.tap(card, -1)
+		var inputs int
+		for _, s := range r.screen.all {
+			if s.State == StateInput {
+				inputs++
+				if s.TriesLeft <= 0 || s.Credential == "" {
+					t.Errorf("%s: input screen %+v", pr, s)
+				}
+			}
+		}
+		if pr != ProfileCardCheck && inputs == 0 {
+			t.Errorf("%s: no input screen", pr)
+		}
+		assertNoLeak(t, r, c)
+	}
+}
+
+func assertNoLeak(t *testing.T, r *rig, c testpki.Card) {
+	t.Helper()
+	var all strings.Builder
+	all.WriteString(r.logs.String())
+	for _, s := range r.screen.all {
+		fmt.Fprintf(&all, "%+v\n", s)
+	}
+	text := all.String()
+	for _, v := range []string{c.AuthPIN, c.SignPassword, c.CollationB, c.SupportPIN} {
+		for _, form := range []string{`"` + v + `"`, "=" + v + " ", hex.EncodeToString([]byte(v)), fmt.Sprintf("% x", []byte(v))} {
+			if strings.Contains(text, form) {
+				t.Errorf("secret leaked as %q", form)
+			}
+		}
+		if len(v) > 4 && strings.Contains(text, v) {
+			t.Errorf("secret leaked: %q", v)
+		}
+	}
+	for _, v := range []string{c.Person.Name, c.Person.Address, c.Person.IndividualNumber, c.Person.BirthDate, c.Person.SecurityCode} {
+		if len(v) >= 4 && strings.Contains(text, v) {
+			t.Errorf("personal data leaked: %q", v)
+		}
+	}
+}
