@@ -44,18 +44,81 @@ func TestLoadConfigDefaultsAndPaths(t *testing.T) {
 	if c.Trust.AllowTest {
 		t.Error("test hierarchies allowed by default")
 	}
+	if c.Profile.Name != "card-check" || c.Profile.Service != "default" || c.Profile.TriesFloor != 2 || c.Profile.IndividualNumberPermitted {
+		t.Errorf("profile defaults %+v", c.Profile)
+	}
+}
+
+// A CV anchor whose key ID does not fit the mode stops the start: J-LIS
+// test keys (6…) never in production, production keys (5…) never in test
+// mode.
+func TestCVAnchorModes(t *testing.T) {
+	pki, err := testpki.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
+		t.Fatal(err)
+	}
+	a := pki.CVAnchors[0]
+	file := filepath.Join(dir, "pki", testpki.CVAnchorFile(a))
+	for _, c := range []struct {
+		id        string
+		allowTest bool
+		ok        bool
+	}{
+		{a.IDString, true, true},
+		{a.IDString, false, false},
+		{"5000023/001", true, false},
+		{"not-an-id", true, false},
+	} {
+		cfg := &Config{}
+		cfg.Trust.AllowTest = c.allowTest
+		cfg.Trust.CVAnchors = []CVAnchorConfig{{ID: c.id, Purpose: a.Purpose, File: file}}
+		m, err := loadCVAnchors(cfg)
+		if (err == nil) != c.ok {
+			t.Errorf("id %s test=%v: err %v", c.id, c.allowTest, err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		// The shipped J-LIS test keys and the configured one, nothing of production.
+		if len(m["surface"]) != 2 || len(m["support"]) != 1 {
+			t.Errorf("anchors %v", m)
+		}
+	}
+	prod, err := loadCVAnchors(&Config{})
+	if err != nil || len(prod["surface"]) != 1 || len(prod["support"]) != 1 {
+		t.Fatalf("production anchors %v %v", prod, err)
+	}
+	for _, keys := range prod {
+		for id := range keys {
+			if !id.Production() {
+				t.Errorf("production mode holds %s", id)
+			}
+		}
+	}
 }
 
 func TestLoadConfigErrors(t *testing.T) {
 	cases := map[string]struct{ json, want string }{
-		"unknown key":   {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","colour":"red"}`, `unknown field "colour"`},
-		"no device":     {`{"reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "device_id"},
-		"slash in id":   {`{"device_id":"a/b","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "device_id"},
-		"no port":       {`{"device_id":"a","trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "reader.port"},
-		"no crl":        {`{"device_id":"a","reader":{"port":"x"},"pseudonym_key_file":"k"}`, "trust.crls"},
-		"bad driver":    {`{"device_id":"a","reader":{"port":"x","driver":"acr122"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "reader.driver"},
-		"bad duration":  {`{"device_id":"a","reader":{"port":"x","poll_interval":150},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "duration"},
-		"bad log level": {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","log_level":"loud"}`, "log_level"},
+		"unknown key":               {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","colour":"red"}`, `unknown field "colour"`},
+		"no device":                 {`{"reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "device_id"},
+		"slash in id":               {`{"device_id":"a/b","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "device_id"},
+		"no port":                   {`{"device_id":"a","trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "reader.port"},
+		"no crl":                    {`{"device_id":"a","reader":{"port":"x"},"pseudonym_key_file":"k"}`, "trust.crls"},
+		"bad driver":                {`{"device_id":"a","reader":{"port":"x","driver":"acr122"},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "reader.driver"},
+		"bad duration":              {`{"device_id":"a","reader":{"port":"x","poll_interval":150},"trust":{"crls":["c"]},"pseudonym_key_file":"k"}`, "duration"},
+		"bad log level":             {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","log_level":"loud"}`, "log_level"},
+		"bad profile":               {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","profile":{"name":"trust-me"}}`, "profile.name"},
+		"pin without input":         {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","profile":{"name":"pin-auth"}}`, "holder_input.socket"},
+		"sign without sign CRL":     {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","holder_input":{"socket":"s"},"profile":{"name":"sign","document_file":"d"}}`, "trust.sign_crls"},
+		"sign without document":     {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"],"sign_crls":["s"]},"pseudonym_key_file":"k","holder_input":{"socket":"s"},"profile":{"name":"register"}}`, "profile.document_file"},
+		"number outside attributes": {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","holder_input":{"socket":"s"},"profile":{"name":"face-check","individual_number_permitted":true}}`, "individual_number_permitted"},
+		"floor zero":                {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"]},"pseudonym_key_file":"k","profile":{"tries_floor":-1}}`, "tries_floor"},
+		"cv anchor purpose":         {`{"device_id":"a","reader":{"port":"x"},"trust":{"crls":["c"],"cv_anchors":[{"id":"6990023/001","file":"f","purpose":"jpki"}]},"pseudonym_key_file":"k"}`, "cv_anchors[0]"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -232,3 +232,35 @@ func (r *rig) assertNoSecrets(t *testing.T) {
 		assertNoCardData(t, c.Cert, []byte(all), "output ("+kind+")")
 	}
 }
+
+// TestPINAuthTearingOverPTY pulls the card after each APDU of the pin-auth
+// flow, through the real driver and the simulator's field: every run ends
+// removed, the PIN counter never moves (the right PIN is typed), and the
+// next tap is accepted.
+func TestPINAuthTearingOverPTY(t *testing.T) {
+	r := newRig(t, rigOptions{profile: "pin-auth"})
+	valid := r.pki.Cards[testpki.KindValid]
+	card := r.cards[testpki.KindValid]
+	r.setAnswer(func(req holder.Request) padAction { return padAction{value: secretOf(valid, req.Kind)} })
+	before := r.sim.Field().State().TotalAPDUs
+	if e, raw := r.tap(testpki.KindValid, 0); e.Reason != "ok" {
+		t.Fatalf("untorn: %s", raw)
+	}
+	n := r.sim.Field().State().TotalAPDUs - before
+	if n < 5 {
+		t.Fatalf("pin-auth took %d APDUs", n)
+	}
+	for k := 1; k < n; k++ {
+		e, raw := r.tap(testpki.KindValid, k)
+		if e.Reason != tap.ReasonRemoved || e.Outcome != tap.Error {
+			t.Fatalf("pulled after %d of %d APDUs: %s", k, n, raw)
+		}
+		if got := card.TriesOf("jpki", jpki.EFAuthPIN); got != 3 {
+			t.Fatalf("pulled after %d APDUs: %d PIN tries left", k, got)
+		}
+	}
+	if e, raw := r.tap(testpki.KindValid, 0); e.Reason != "ok" {
+		t.Fatalf("after the pulls: %s", raw)
+	}
+	r.assertNoSecrets(t)
+}
