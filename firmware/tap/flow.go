@@ -93,7 +93,10 @@ func (f *flow) authCert(allowPINFirst bool) *x509.Certificate {
 	}
 	var der []byte
 	read := func() error {
-		return f.card(func(ctx context.Context) (err error) { der, err = jpki.ReadCertificate(ctx, f.s, jpki.EFAuthCert); return })
+		return f.card(func(ctx context.Context) (err error) {
+			der, err = jpki.ReadCertificate(ctx, f.s, jpki.EFAuthCert)
+			return
+		})
 	}
 	err := read()
 	if errors.Is(err, jpki.ErrAccessDenied) && allowPINFirst {

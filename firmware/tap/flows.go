@@ -131,7 +131,10 @@ func (f *flow) signDocument() {
 	}
 	s.Zero()
 	var der []byte
-	if err := f.card(func(ctx context.Context) (err error) { der, err = jpki.ReadCertificate(ctx, f.s, jpki.EFSignCert); return }); err != nil {
+	if err := f.card(func(ctx context.Context) (err error) {
+		der, err = jpki.ReadCertificate(ctx, f.s, jpki.EFSignCert)
+		return
+	}); err != nil {
 		if errors.Is(err, jpki.ErrAccessDenied) {
 			f.fail(ReasonNotGenuine, "signature-certificate", "signature certificate still locked after the password was accepted")
 			return
@@ -220,7 +223,10 @@ func attributesFlow(f *flow) {
 	a := holder.Attributes{Profile: f.pr.Name, Name: b4.Name, Address: b4.Address, BirthDate: b4.BirthDate, Sex: b4.Sex}
 	if f.pr.IndividualNumberPermitted {
 		var file []byte
-		if err := f.card(func(ctx context.Context) (err error) { file, err = jpki.ReadWholeFile(ctx, f.s, jpki.SupportEFNumber, 64); return }); err != nil {
+		if err := f.card(func(ctx context.Context) (err error) {
+			file, err = jpki.ReadWholeFile(ctx, f.s, jpki.SupportEFNumber, 64)
+			return
+		}); err != nil {
 			f.cardFailed("individual-number", err)
 			return
 		}

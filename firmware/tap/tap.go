@@ -136,18 +136,18 @@ const (
 	ReasonUnsupported = "unsupported-card" // no JPKI AP, an unknown holder, or a holder without the profile's AP
 	ReasonPINRequired = "pin-required"     // the certificate needs a PIN on this holder (card-check, face-check)
 
-	ReasonNotGenuine      = "not-genuine"       // a signature the genuine card makes did not verify, or a genuine card's AP is missing
-	ReasonCVAnchorUnknown = "cv-anchor-unknown" // the CV certificate's issuer is no anchor of this kiosk: not checked
-	ReasonFaceMismatch    = "face-mismatch"     // the signed card-face record does not match the collation number
-	ReasonWrongSecret     = "wrong-secret"      // the card refused the secret; tries_left says how many remain
-	ReasonTriesFloor      = "tries-floor"       // too few tries left to risk one: nothing was presented
-	ReasonBlocked         = "blocked"           // the credential is blocked; the municipal office resets it
-	ReasonCancelled       = "cancelled"         // the holder cancelled on the PIN pad
-	ReasonInputTimeout    = "input-timeout"     // nobody typed in time
-	ReasonNoSignCert      = "no-sign-cert"      // the card has no signature certificate (e.g. issued under 15)
-	ReasonIntegrity       = "integrity-failed"  // a signed record or its integrity digest does not verify
+	ReasonNotGenuine      = "not-genuine"            // a signature the genuine card makes did not verify, or a genuine card's AP is missing
+	ReasonCVAnchorUnknown = "cv-anchor-unknown"      // the CV certificate's issuer is no anchor of this kiosk: not checked
+	ReasonFaceMismatch    = "face-mismatch"          // the signed card-face record does not match the collation number
+	ReasonWrongSecret     = "wrong-secret"           // the card refused the secret; tries_left says how many remain
+	ReasonTriesFloor      = "tries-floor"            // too few tries left to risk one: nothing was presented
+	ReasonBlocked         = "blocked"                // the credential is blocked; the municipal office resets it
+	ReasonCancelled       = "cancelled"              // the holder cancelled on the PIN pad
+	ReasonInputTimeout    = "input-timeout"          // nobody typed in time
+	ReasonNoSignCert      = "no-sign-cert"           // the card has no signature certificate (e.g. issued under 15)
+	ReasonIntegrity       = "integrity-failed"       // a signed record or its integrity digest does not verify
 	ReasonUndelivered     = "attributes-undelivered" // verified attributes could not reach the local terminal
-	ReasonMalformed       = "malformed"         // the card returned data that does not parse
+	ReasonMalformed       = "malformed"              // the card returned data that does not parse
 )
 
 // Schema is the version of the event document. v2 added profile,
