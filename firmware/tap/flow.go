@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kazashi/kazashi/drivers/jpki"
@@ -166,10 +168,14 @@ func (f *flow) present(kind holder.Kind, fid uint16) *holder.Secret {
 	}
 	f.p.show(Screen{State: StateInput, Credential: kind, TriesLeft: tries, Message: InputMessage(kind, tries)})
 	start := time.Now()
-	secret, err := f.p.Input.Ask(f.ctx, holder.Request{Kind: kind, TriesLeft: tries, Profile: f.pr.Name})
+	secret, gone, err := f.ask(holder.Request{Kind: kind, TriesLeft: tries, Profile: f.pr.Name})
 	f.input += time.Since(start)
 	f.p.show(Screen{State: StateReading, Message: MessageReading})
 	switch {
+	case gone:
+		secret.Zero()
+		f.fail(ReasonRemoved, "secret", "card left the field while the holder was asked; nothing presented")
+		return nil
 	case errors.Is(err, holder.ErrCancelled):
 		f.fail(ReasonCancelled, "secret", "holder cancelled")
 		return nil
@@ -207,6 +213,28 @@ func (f *flow) present(kind holder.Kind, fid uint16) *holder.Secret {
 		f.cardFailed("secret", err)
 	}
 	return nil
+}
+
+// ask asks the holder while watching the card: a holder who walks away
+// with the card ends the question at once (gone) instead of leaving the
+// kiosk waiting for the input timeout. The watch has stopped, and the
+// reader is free for the next APDU, when ask returns.
+func (f *flow) ask(r holder.Request) (*holder.Secret, bool, error) {
+	askCtx, cancelAsk := context.WithCancel(f.ctx)
+	defer cancelAsk()
+	watchCtx, stopWatch := context.WithCancel(f.ctx)
+	var gone atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := f.s.WaitRemoved(watchCtx); err == nil && watchCtx.Err() == nil {
+			gone.Store(true)
+			cancelAsk()
+		}
+	})
+	secret, err := f.p.Input.Ask(askCtx, r)
+	stopWatch()
+	wg.Wait()
+	return secret, gone.Load(), err
 }
 
 // possession has the card sign a fresh nonce with the JPKI key in EF

@@ -109,11 +109,21 @@ func (p *pad) Ask(ctx context.Context, r holder.Request) (*holder.Secret, error)
 			return nil, ctx.Err()
 		}
 	}
-	v, err := f(r)
-	if err != nil {
-		return nil, err
+	type answer struct {
+		v   string
+		err error
 	}
-	return holder.NewSecret([]byte(v)), nil
+	c := make(chan answer, 1)
+	go func() { v, err := f(r); c <- answer{v, err} }()
+	select {
+	case a := <-c:
+		if a.err != nil {
+			return nil, a.err
+		}
+		return holder.NewSecret([]byte(a.v)), nil
+	case <-ctx.Done(): // as holder.Server does
+		return nil, ctx.Err()
+	}
 }
 
 // local records delivered attributes.
@@ -179,6 +189,7 @@ type counting struct {
 	card      *sim.JPKICard
 	pullAfter int // < 0: never
 	apdus     int
+	gone      chan struct{} // closed when the card leaves (nil: stays)
 }
 
 func (s *counting) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
@@ -188,9 +199,16 @@ func (s *counting) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
 	s.apdus++
 	return s.card.Transmit(ctx, apdu)
 }
-func (s *counting) Tech() string                          { return "iso14443-4b" }
-func (s *counting) WaitRemoved(ctx context.Context) error { return nil }
-func (s *counting) Close() error                          { return nil }
+func (s *counting) Tech() string { return "iso14443-4b" }
+func (s *counting) WaitRemoved(ctx context.Context) error {
+	select {
+	case <-s.gone: // nil channel: the card stays
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+func (s *counting) Close() error { return nil }
 
 // tap places card on the reader (power-on: nothing selected, nothing
 // verified) and runs one tap.
@@ -422,6 +440,32 @@ func TestSecretOutcomes(t *testing.T) {
 	}
 }
 
+// A holder who walks away with the card while asked for a secret ends the
+// tap at once with "removed": the kiosk does not wait for the input
+// timeout, and nothing is presented.
+func TestCardTakenAwayDuringInput(t *testing.T) {
+	r := newRig(t, ProfilePINAuth)
+	card, _ := freshCard(t, testpki.KindValid)
+	card.PowerOn()
+	s := &counting{card: card, pullAfter: -1, gone: make(chan struct{})}
+	r.pad.answer = func(holder.Request) (string, error) {
+		close(s.gone)
+		time.Sleep(10 * time.Second) // the pipeline must not wait for this
+		return "", holder.ErrTimeout
+	}
+	r.pad.delay = 0
+	done := make(chan Event)
+	go func() { done <- r.p.Handle(context.Background(), s) }()
+	select {
+	case ev := <-done:
+		if ev.Reason != ReasonRemoved || ev.Check != "secret" || card.TriesOf(sim.APJPKI, jpki.EFAuthPIN) != 3 {
+			t.Fatalf("%+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pipeline kept waiting for input after the card left")
+	}
+}
+
 // TestTypingTimeNotCounted: a holder who types for longer than the whole
 // card read timeout still gets an accepted tap.
 func TestTypingTimeNotCounted(t *testing.T) {
@@ -497,7 +541,7 @@ func assertNoLeak(t *testing.T, r *rig, c testpki.Card) {
 		fmt.Fprintf(&all, "%+v\n", s)
 	}
 	text := all.String()
-	for _, v := range []string{c.AuthPIN, c.SignPassword, c.CollationB, c.SupportPIN} {
+	for _, v := range []string{c.AuthPIN, c.SignPassword, c.CollationB, c.SupportPIN, c.Person.SecurityCode} {
 		for _, form := range []string{`"` + v + `"`, "=" + v + " ", hex.EncodeToString([]byte(v)), fmt.Sprintf("% x", []byte(v))} {
 			if strings.Contains(text, form) {
 				t.Errorf("secret leaked as %q", form)
@@ -507,7 +551,7 @@ func assertNoLeak(t *testing.T, r *rig, c testpki.Card) {
 			t.Errorf("secret leaked: %q", v)
 		}
 	}
-	for _, v := range []string{c.Person.Name, c.Person.Address, c.Person.IndividualNumber, c.Person.BirthDate, c.Person.SecurityCode} {
+	for _, v := range []string{c.Person.Name, c.Person.Address, c.Person.IndividualNumber, c.Person.BirthDate} {
 		if len(v) >= 4 && strings.Contains(text, v) {
 			t.Errorf("personal data leaked: %q", v)
 		}
