@@ -356,36 +356,11 @@ func (s *scanner) skipNumber() error {
 }
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(dst, '"')
-}
+func appendString(dst []byte, s string) []byte { return appendBytesString(dst, []byte(s)) }
 
-// appendBytesString is appendString for a byte slice, without converting
-// it to a string (used for secrets on the client side).
+// appendBytesString appends b as a JSON string without converting it to a
+// string (secrets on the client side stay in buffers the caller zeroes).
+// Invalid UTF-8 becomes U+FFFD.
 func appendBytesString(dst, b []byte) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')

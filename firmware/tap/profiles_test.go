@@ -19,6 +19,7 @@ import (
 	"github.com/kazashi/kazashi/drivers/jpki"
 	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/verify"
+	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 	"github.com/kazashi/kazashi/hw/sim"
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
@@ -148,13 +149,13 @@ type rig struct {
 	p      *Pipeline
 	pad    *pad
 	local  *local
-	logs   *bytes.Buffer
+	logs   *mqtttest.Buffer
 	screen *screens
 }
 
 func newRig(t testing.TB, profile string) *rig {
 	w := getWorld(t)
-	r := &rig{pad: &pad{}, local: &local{}, logs: &bytes.Buffer{}, screen: &screens{}}
+	r := &rig{pad: &pad{}, local: &local{}, logs: &mqtttest.Buffer{}, screen: &screens{}}
 	r.p = &Pipeline{
 		Verifier:     realVerifier{w.auth, w.sign},
 		CV:           w.cv,
@@ -167,20 +168,9 @@ func newRig(t testing.TB, profile string) *rig {
 		DeviceID:     "kiosk-1",
 		PseudonymKey: bytes.Repeat([]byte{9}, 32),
 		Now:          time.Now,
-		Logger:       slog.New(slog.NewTextHandler(&syncWriter{b: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	return r
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 // counting is a card session that counts APDUs and can lose the card
@@ -217,7 +207,7 @@ func (r *rig) tap(card *sim.JPKICard, pullAfter int) (Event, int) {
 	s := &counting{card: card, pullAfter: pullAfter}
 	ev := r.p.Handle(context.Background(), s)
 	js, _ := json.Marshal(ev)
-	fmt.Fprintf(&syncWriter{b: r.logs}, "EVENT %s\n", js)
+	fmt.Fprintf(r.logs, "EVENT %s\n", js)
 	return ev, s.apdus
 }
 

@@ -5,31 +5,13 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kazashi/kazashi/drivers/pn532"
+	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // call sends a command frame, expects the ACK and returns the answer data
 // (response code first).
@@ -130,7 +112,7 @@ func (d *isoDEP) apdu(a []byte) []byte {
 // bytes of a personal-data file; public files stay visible.
 func TestFrameLogMasksSecretsAndPersonalData(t *testing.T) {
 	tc, card := testCard(t, testpki.KindValid)
-	logBuf := &syncBuffer{}
+	logBuf := &mqtttest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f := NewField()
 	f.Place(card, 0)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/kazashi/kazashi/drivers/iso7816"
 	"github.com/kazashi/kazashi/drivers/pn532"
+	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
 
@@ -64,25 +64,7 @@ type running struct {
 	pty, link, url string
 	cancel         context.CancelFunc
 	done           chan error
-	stderr         *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr         *mqtttest.Buffer
 }
 
 // start runs run() with args and waits for its ready line.
@@ -90,7 +72,7 @@ func start(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := &mqtttest.Buffer{}
 	r := &running{cancel: cancel, done: make(chan error, 1), stderr: stderr}
 	go func() {
 		err := run(ctx, args, pw, stderr)
