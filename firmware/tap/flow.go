@@ -30,16 +30,14 @@ type flow struct {
 	left   time.Duration // card I/O budget still available
 	input  time.Duration // time the holder spent typing
 	detail string        // for the debug log; never personal data
-	failed bool
 	holder jpki.Holder
 }
 
 // fail records the first failure; later calls are ignored.
 func (f *flow) fail(reason, check, detail string) {
-	if f.failed {
+	if f.ev.Reason != "" {
 		return
 	}
-	f.failed = true
 	f.ev.Reason, f.ev.Check, f.detail = reason, check, detail
 }
 
