@@ -100,3 +100,28 @@ func TestCVAnchorUnknown(t *testing.T) {
 		t.Fatalf("%+v, asked %d", ev, len(r.pad.asked))
 	}
 }
+
+// A card without a signature certificate (EF 0008 says so, e.g. a card
+// issued under 15) is refused by the sign profile before the password is
+// asked for.
+func TestNoSignCert(t *testing.T) {
+	c := getWorld(t).pki.Cards[testpki.KindValid]
+	c.SignCert, c.SignCACert, c.SignKey = nil, nil, nil
+	card, err := sim.FromTestPKI(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range []string{ProfileSign, ProfileRegister} {
+		r := newRig(t, pr)
+		r.pad.answer = rightAnswers(c)
+		ev, _ := r.tap(card, -1)
+		if ev.Reason != ReasonNoSignCert || ev.Outcome != Rejected {
+			t.Fatalf("%s: %+v", pr, ev)
+		}
+		for _, q := range r.pad.asked {
+			if q.Kind == holder.SignPassword {
+				t.Fatalf("%s: asked for the signature password", pr)
+			}
+		}
+	}
+}
