@@ -84,6 +84,7 @@ func TestForgeries(t *testing.T) {
 			if tc.profile == ProfileFaceCheck && ev.CardKeyID != "" {
 				t.Error("card_key_id for a forgery")
 			}
+			assertNoLeak(t, r, valid)
 		})
 	}
 }
