@@ -55,6 +55,20 @@ func askAsync(ctx context.Context, s *Server, r Request) <-chan askResult {
 	return ch
 }
 
+// roundTrip asks for a PIN, has c answer it, and fails unless the answer
+// arrives: the server and its client work.
+func roundTrip(t *testing.T, s *Server, c *Client) {
+	t.Helper()
+	res := askAsync(tctx(t), s, Request{Kind: AuthPIN, TriesLeft: 3})
+	if _, err := c.Next(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.Answer(tctx(t), []byte(pinA))
+	if r := wait(t, res); r.err != nil {
+		t.Fatal(r.err)
+	}
+}
+
 func wait(t *testing.T, ch <-chan askResult) askResult {
 	t.Helper()
 	select {
@@ -540,14 +554,7 @@ func TestStaleSocketReplacedLiveRefused(t *testing.T) {
 		t.Fatalf("Listen over a live socket = %v, want ErrInUse", err)
 	}
 	c := dial(t, path) // the first server is unharmed
-	res := askAsync(tctx(t), s, Request{Kind: AuthPIN, TriesLeft: 3})
-	if _, err := c.Next(tctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	c.Answer(tctx(t), []byte(pinA))
-	if r := wait(t, res); r.err != nil {
-		t.Fatal(r.err)
-	}
+	roundTrip(t, s, c)
 }
 
 func TestPeerAllowed(t *testing.T) {
@@ -619,14 +626,7 @@ func TestPeerRefused(t *testing.T) {
 	// Root is let in even when the server's uid differs.
 	s, path := startServer(t, &Options{peerUID: func(*net.UnixConn) (uint32, error) { return 0, nil }, ownUID: 1000, hasOwnUID: true})
 	c := dial(t, path)
-	res := askAsync(tctx(t), s, Request{Kind: AuthPIN, TriesLeft: 3})
-	if _, err := c.Next(tctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	c.Answer(tctx(t), []byte(pinA))
-	if r := wait(t, res); r.err != nil {
-		t.Fatal(r.err)
-	}
+	roundTrip(t, s, c)
 }
 
 func TestMaxClients(t *testing.T) {

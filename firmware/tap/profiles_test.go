@@ -369,36 +369,43 @@ func TestIndividualNumberOnlyWhenPermitted(t *testing.T) {
 	}
 }
 
-// TestTearing removes the card after each APDU of every flow: each run
-// ends "removed", no retry counter moves (the right secrets were typed),
-// and the next tap on the same card succeeds.
+// TestTearing removes the card at each APDU of every flow, in both ways a
+// card can leave: before the APDU reaches it, or right after it acted
+// with the answer lost (the worst case for a VERIFY). Each run ends
+// removed with nothing claimed, no retry counter moves (the right secrets
+// were typed), and the next tap on the same card succeeds.
 func TestTearing(t *testing.T) {
-	for _, pr := range Profiles() {
-		t.Run(pr, func(t *testing.T) {
-			r := newRig(t, pr)
-			card, c := freshCard(t, testpki.KindValid)
-			r.pad.answer = rightAnswers(c)
-			ev, n := r.tap(card, -1)
-			if ev.Reason != ReasonOK {
-				t.Fatalf("untorn run: %+v", ev)
-			}
-			for k := 0; k < n; k++ {
-				ev, _ := r.tap(card, k)
-				if ev.Reason != ReasonRemoved || ev.Outcome != Error || ev.Assurance != AssuranceNone {
-					t.Fatalf("pulled after %d of %d APDUs: %+v", k, n, ev)
+	for _, mode := range []struct {
+		name        string
+		deliverLast bool
+	}{{"before", false}, {"answer-lost", true}} {
+		for _, pr := range Profiles() {
+			t.Run(mode.name+"/"+pr, func(t *testing.T) {
+				r := newRig(t, pr)
+				card, c := freshCard(t, testpki.KindValid)
+				r.pad.answer = rightAnswers(c)
+				ev, n := r.tap(card, -1)
+				if ev.Reason != ReasonOK {
+					t.Fatalf("untorn run: %+v", ev)
 				}
-				for _, cr := range creds {
-					if got := card.TriesOf(cr.ap, cr.fid); got != cr.max {
-						t.Fatalf("pulled after %d APDUs: %s %04X has %d tries, want %d", k, cr.ap, cr.fid, got, cr.max)
+				for k := range n {
+					ev, _ := r.tapSession(&counting{card: card, pullAfter: k, deliverLast: mode.deliverLast})
+					if ev.Reason != ReasonRemoved || ev.Outcome != Error || ev.Assurance != AssuranceNone || ev.CardKeyID != "" || ev.DocumentSHA256 != "" {
+						t.Fatalf("torn at APDU %d of %d: %+v", k+1, n, ev)
+					}
+					for _, cr := range creds {
+						if got := card.TriesOf(cr.ap, cr.fid); got != cr.max {
+							t.Fatalf("torn at APDU %d: %s %04X has %d tries, want %d", k+1, cr.ap, cr.fid, got, cr.max)
+						}
+					}
+					if ev, _ := r.tap(card, -1); ev.Reason != ReasonOK {
+						t.Fatalf("tap after a tear at APDU %d: %+v", k+1, ev)
 					}
 				}
-				if ev, _ := r.tap(card, -1); ev.Reason != ReasonOK {
-					t.Fatalf("tap after a pull at %d: %+v", k, ev)
-				}
-			}
-			assertNoLeak(t, r, c)
-			t.Logf("%s: torn before each of its %d APDUs", pr, n)
-		})
+				assertNoLeak(t, r, c)
+				t.Logf("%s: torn at each of its %d APDUs", pr, n)
+			})
+		}
 	}
 }
 

@@ -87,39 +87,6 @@ func TestStatusWords(t *testing.T) {
 	}
 }
 
-// TestTearingLostAnswer removes the card right after each APDU of every
-// flow reached it, so the card acted but the kiosk never saw the answer
-// (the worst case for a VERIFY): each run ends removed, with the right
-// secrets no counter moves, and the next tap succeeds.
-func TestTearingLostAnswer(t *testing.T) {
-	for _, pr := range Profiles() {
-		t.Run(pr, func(t *testing.T) {
-			r := newRig(t, pr)
-			card, c := freshCard(t, testpki.KindValid)
-			r.pad.answer = rightAnswers(c)
-			ev, n := r.tap(card, -1)
-			if ev.Reason != ReasonOK {
-				t.Fatalf("untorn run: %+v", ev)
-			}
-			for k := range n {
-				ev, _ := r.tapSession(&counting{card: card, pullAfter: k, deliverLast: true})
-				if ev.Reason != ReasonRemoved || ev.Outcome != Error || ev.Assurance != AssuranceNone || ev.CardKeyID != "" || ev.DocumentSHA256 != "" {
-					t.Fatalf("answer to APDU %d of %d lost: %+v", k+1, n, ev)
-				}
-				for _, cr := range creds {
-					if left := card.TriesOf(cr.ap, cr.fid); left != cr.max {
-						t.Fatalf("answer to APDU %d lost: %s %04X has %d tries, want %d", k+1, cr.ap, cr.fid, left, cr.max)
-					}
-				}
-				if ev, _ := r.tap(card, -1); ev.Reason != ReasonOK {
-					t.Fatalf("tap after APDU %d was torn: %+v", k+1, ev)
-				}
-			}
-			assertNoLeak(t, r, c)
-		})
-	}
-}
-
 // TestTearingWrongSecretEveryFlow: for every flow and each of its
 // credentials, a wrong secret and the card pulled before or right after
 // any APDU costs that credential at most the one try of the single
