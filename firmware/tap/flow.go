@@ -117,6 +117,7 @@ func (f *flow) authCert(allowPINFirst bool) *x509.Certificate {
 		return nil
 	}
 	v := f.p.Verifier.VerifyJPKIAuth(f.ctx, der)
+	f.noteRevocation(v)
 	var cert *x509.Certificate
 	if v.Chained {
 		if cert, err = x509.ParseCertificate(der); err == nil {
@@ -132,6 +133,17 @@ func (f *flow) authCert(allowPINFirst bool) *x509.Certificate {
 		return nil
 	}
 	return cert
+}
+
+// noteRevocation records the age of the revocation data that judged a
+// certificate; with two certificates (register) the older data counts.
+func (f *flow) noteRevocation(v Verdict) {
+	if !v.RevocationKnown {
+		return
+	}
+	if a := f.ev.RevocationAgeS; a == nil || *a < int64(v.RevocationAge/time.Second) {
+		f.ev.RevocationAgeS = seconds(v.RevocationAge)
+	}
 }
 
 // present reads the retry counter of the credential in EF fid of the

@@ -143,6 +143,7 @@ func (f *flow) signDocument() {
 		return
 	}
 	v := f.p.Verifier.VerifyJPKISign(f.ctx, der)
+	f.noteRevocation(v)
 	if v.Reason != ReasonOK {
 		f.fail(v.Reason, "signature-certificate", v.Detail)
 		return

@@ -58,6 +58,11 @@ type Verdict struct {
 	// of the right purpose, whatever the later checks said (true also for
 	// revoked, expired, crl-…). card_id is computed only when Chained.
 	Chained bool
+	// RevocationAge is how old the revocation data that judged the
+	// certificate was (verification time minus the CRL's thisUpdate),
+	// when RevocationKnown: a CRL was consulted.
+	RevocationAge   time.Duration
+	RevocationKnown bool
 }
 
 // Verifier checks JPKI certificates offline, each purpose against its own
@@ -185,7 +190,22 @@ type Event struct {
 	// ReadMS is the card I/O time; InputMS the time the holder took to type.
 	ReadMS  int64 `json:"read_ms"`
 	InputMS int64 `json:"input_ms,omitempty"`
+	// TimeSource says where Time came from: "system" when the system
+	// clock was believed, "trusted-bound" when it was not (a board without
+	// an RTC, a clock set back) and Time is the kiosk's persisted lower
+	// bound on the current time.
+	TimeSource string `json:"time_source"`
+	// RevocationAgeS is the age in seconds of the revocation data: of the
+	// CRL that judged the certificate, or, when no certificate was
+	// judged, of the newest loaded CRL. Absent when none is loaded.
+	RevocationAgeS *int64 `json:"revocation_age_s,omitempty"`
 }
+
+// Time sources of Event.TimeSource.
+const (
+	TimeSystem       = "system"
+	TimeTrustedBound = "trusted-bound"
+)
 
 // Pipeline runs taps one after another.
 type Pipeline struct {
@@ -207,8 +227,16 @@ type Pipeline struct {
 	// PseudonymKey keys the card identifiers (HMAC-SHA256); per
 	// deployment, at least 16 bytes.
 	PseudonymKey []byte
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Now is the clock for durations (read_ms, budgets).
+	Now func() time.Time
+	// Clock, if set, stamps events: the trusted time and whether the
+	// system clock was believed. Without it, events carry Now as "system".
+	Clock func() (t time.Time, systemBelieved bool)
+	// RevocationAge, if set, gives the age of the newest loaded
+	// revocation data at t (ok false when none is loaded), for events in
+	// which no certificate was judged.
+	RevocationAge func(t time.Time) (age time.Duration, ok bool)
+	Logger        *slog.Logger
 	// ReadTimeout bounds the card I/O of one tap (default 10 s). The time
 	// the holder takes to type is not counted: each input waits for the
 	// holder endpoint's own timeout.
@@ -314,7 +342,14 @@ func (p *Pipeline) check() error {
 func (p *Pipeline) Handle(ctx context.Context, s Session) Event {
 	pr := p.profile()
 	start := p.Now()
-	ev := Event{Schema: Schema, ID: newEventID(), Device: p.DeviceID, Time: start.UTC(), Tech: s.Tech(), Profile: pr.Name}
+	ev := Event{Schema: Schema, ID: newEventID(), Device: p.DeviceID, Time: start.UTC(), Tech: s.Tech(), Profile: pr.Name, TimeSource: TimeSystem}
+	if p.Clock != nil {
+		t, believed := p.Clock()
+		ev.Time = t.UTC()
+		if !believed {
+			ev.TimeSource = TimeTrustedBound
+		}
+	}
 	timeout := p.ReadTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
@@ -334,12 +369,22 @@ func (p *Pipeline) Handle(ctx context.Context, s Session) Event {
 	} else {
 		ev.Assurance = AssuranceNone
 	}
+	if ev.RevocationAgeS == nil && p.RevocationAge != nil {
+		if age, ok := p.RevocationAge(ev.Time); ok {
+			ev.RevocationAgeS = seconds(age)
+		}
+	}
 	ev.ReadMS = (timeout - f.left).Milliseconds()
 	ev.InputMS = f.input.Milliseconds()
 	if f.detail != "" {
 		p.log().Debug("tap: detail", "event_id", ev.ID, "reason", ev.Reason, "check", ev.Check, "detail", f.detail)
 	}
 	return ev
+}
+
+func seconds(d time.Duration) *int64 {
+	s := int64(d / time.Second)
+	return &s
 }
 
 func ioReason(err error) string {

@@ -65,7 +65,12 @@ type Config struct {
 		// AllowTest accepts O=JPKI-TEST hierarchies: demo and test only.
 		AllowTest bool `json:"allow_test"`
 	} `json:"trust"`
-	MQTT struct {
+	// StateDir holds what the kiosk keeps across restarts (default
+	// /var/lib/kazashi): the revocation store and the trusted clock.
+	StateDir   string           `json:"state_dir"`
+	Revocation RevocationConfig `json:"revocation"`
+	Clock      ClockConfig      `json:"clock"`
+	MQTT       struct {
 		// Broker is tcp://host:port; empty starts an embedded broker on
 		// EmbeddedListen (loopback only).
 		Broker         string `json:"broker"`
@@ -101,6 +106,35 @@ type ProfileConfig struct {
 	// DocumentFile is the document whose SHA-256 the holder signs in the
 	// sign and register profiles.
 	DocumentFile string `json:"document_file"`
+}
+
+// RevocationConfig places the revocation store and says how fresh its
+// data must be.
+type RevocationConfig struct {
+	// IndexDir is the revocation store (default <state_dir>/revocation).
+	// `kazashictl crl import --index` writes into it too; the daemon maps
+	// the new index at its next poll or on SIGHUP.
+	IndexDir string `json:"index_dir"`
+	// Inbox lists more CRL files or directories of *.crl files to import
+	// when they change, besides trust.crls and trust.sign_crls.
+	Inbox []string `json:"inbox"`
+	// Poll is how often the CRL files and the store are checked for
+	// changes (default 30 s).
+	Poll Duration `json:"poll"`
+	// Grace lets a CRL past its nextUpdate still judge certificates for
+	// this long (default 0: fail closed with crl-stale). Events carry
+	// the data's age either way.
+	Grace Duration `json:"grace"`
+}
+
+// ClockConfig tunes the trusted clock.
+type ClockConfig struct {
+	// State is the clock's state file (default <state_dir>/clock.json).
+	State string `json:"state"`
+	// MaxUnsyncedAhead: a system clock not known to be NTP-synchronised
+	// that runs more than this ahead of the trusted lower bound is not
+	// believed (default 168h).
+	MaxUnsyncedAhead Duration `json:"max_unsynced_ahead"`
 }
 
 // CVAnchorConfig is one CV CA public key.
@@ -189,6 +223,15 @@ func (c *Config) defaults() {
 	if c.Profile.TriesFloor == 0 {
 		c.Profile.TriesFloor = 2
 	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/kazashi"
+	}
+	if c.Revocation.Poll == 0 {
+		c.Revocation.Poll = Duration(30 * time.Second)
+	}
+	if c.Clock.MaxUnsyncedAhead == 0 {
+		c.Clock.MaxUnsyncedAhead = Duration(7 * 24 * time.Hour)
+	}
 	if c.HolderInput.Timeout == 0 {
 		c.HolderInput.Timeout = Duration(60 * time.Second)
 	}
@@ -222,6 +265,18 @@ func (c *Config) resolve(dir string) {
 	for i := range c.Trust.CVAnchors {
 		c.Trust.CVAnchors[i].File = abs(c.Trust.CVAnchors[i].File)
 	}
+	for i := range c.Revocation.Inbox {
+		c.Revocation.Inbox[i] = abs(c.Revocation.Inbox[i])
+	}
+	c.StateDir = abs(c.StateDir)
+	if c.Revocation.IndexDir == "" {
+		c.Revocation.IndexDir = filepath.Join(c.StateDir, "revocation")
+	}
+	if c.Clock.State == "" {
+		c.Clock.State = filepath.Join(c.StateDir, "clock.json")
+	}
+	c.Revocation.IndexDir = abs(c.Revocation.IndexDir)
+	c.Clock.State = abs(c.Clock.State)
 	c.HolderInput.Socket = abs(c.HolderInput.Socket)
 	c.Profile.DocumentFile = abs(c.Profile.DocumentFile)
 	c.PseudonymKeyFile = abs(c.PseudonymKeyFile)
@@ -239,8 +294,11 @@ func (c *Config) validate() error {
 	if c.Reader.Port == "" {
 		errs = append(errs, errors.New("reader.port must name the serial device"))
 	}
-	if len(c.Trust.CRLs) == 0 {
-		errs = append(errs, errors.New("trust.crls must list at least one CRL: without one every card would be refused (crl-unavailable)"))
+	if len(c.Trust.CRLs) == 0 && len(c.Revocation.Inbox) == 0 {
+		errs = append(errs, errors.New("trust.crls (or revocation.inbox) must list at least one CRL: without one every card would be refused (crl-unavailable)"))
+	}
+	if c.Revocation.Grace < 0 || c.Revocation.Poll < 0 {
+		errs = append(errs, errors.New("revocation.grace and revocation.poll must not be negative"))
 	}
 	if !slices.Contains(profiles, c.Profile.Name) {
 		errs = append(errs, fmt.Errorf("profile.name %q: use one of %s", c.Profile.Name, strings.Join(profiles, ", ")))

@@ -58,10 +58,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vs, err := newVerifiers(cfg, time.Now)
+	tl, err := openTrust(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	defer tl.close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	trigger := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case trigger <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	trustDone := make(chan struct{})
+	trustCtx, stopTrust := context.WithCancel(ctx)
+	go func() { tl.run(trustCtx, trigger); close(trustDone) }()
+	defer func() { stopTrust(); <-trustDone }()
 	cv, err := loadCVAnchors(cfg)
 	if err != nil {
 		return err
@@ -152,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	p := &tap.Pipeline{
 		Reader:   reader,
-		Verifier: vs,
+		Verifier: tl,
 		CV:       cv,
 		Profile: tap.Profile{
 			Name:                      cfg.Profile.Name,
@@ -160,13 +182,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			TriesFloor:                cfg.Profile.TriesFloor,
 			IndividualNumberPermitted: cfg.Profile.IndividualNumberPermitted,
 		},
-		Document:     document,
-		Sink:         sink,
-		Display:      &consoleDisplay{w: stdout},
-		DeviceID:     cfg.DeviceID,
-		PseudonymKey: key,
-		Now:          time.Now,
-		Logger:       log.With("component", "tap"),
+		Document:      document,
+		Sink:          sink,
+		Display:       &consoleDisplay{w: stdout},
+		DeviceID:      cfg.DeviceID,
+		PseudonymKey:  key,
+		Now:           time.Now,
+		Clock:         tl.eventClock,
+		RevocationAge: tl.revocationAge,
+		Logger:        log.With("component", "tap"),
 	}
 	if input != nil {
 		p.Input, p.Local = input, input

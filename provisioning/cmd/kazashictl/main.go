@@ -1,0 +1,20 @@
+// Command kazashictl is the operator tool: verify a certificate the way a
+// kiosk does, and import, inspect and compare CRLs. Run without arguments
+// for usage; the subcommands live in package provisioning/ctl.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kazashi/kazashi/provisioning/ctl"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := ctl.Main(ctx, os.Args[1:], ctl.IO{Stdout: os.Stdout, Stderr: os.Stderr, Terminal: ctl.IsTerminal(os.Stderr)})
+	stop()
+	os.Exit(code)
+}
