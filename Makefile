@@ -3,7 +3,8 @@
 
 GO        ?= go
 BIN       := bin
-CMDS      := ./firmware/cmd/kazashid ./firmware/cmd/kazashi-demo ./hw/cmd/kazashi-sim ./provisioning/cmd/kazashi-pki
+CMDS      := ./firmware/cmd/kazashid ./firmware/cmd/kazashi-demo ./hw/cmd/kazashi-sim ./provisioning/cmd/kazashi-pki \
+             ./provisioning/cmd/kazashictl ./provisioning/cmd/kazashi-crlbench
 FUZZTIME  ?= 4s
 # staticcheck, pinned; fetched through the Go module proxy on first use.
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -45,8 +46,13 @@ cross:
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null $(CMDS)
 	GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o /dev/null $(CMDS)
 
-bench:
+# bench: every Go benchmark, then the national-scale CRL table (1M and 10M
+# entries; generated CRLs are cached in ~/.cache/kazashi-crlbench).
+# CRL_SIZES=1000000 for a quicker run.
+CRL_SIZES ?= 1000000,10000000
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(BIN)/kazashi-crlbench -bin $(BIN) -sizes $(CRL_SIZES)
 
 clean:
 	rm -rf $(BIN)

@@ -868,3 +868,17 @@ func lockDir(dir string) (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// DropCaches drops every mapped index from memory and from the page cache,
+// so that the next lookups read from the storage device: a benchmark aid
+// for cold-lookup latency. errors.ErrUnsupported where the OS has no way.
+func (s *Store) DropCaches() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, l := range s.cur.all {
+		if err := l.idx.DropCaches(l.file); err != nil {
+			return err
+		}
+	}
+	return nil
+}

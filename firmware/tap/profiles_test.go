@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/kazashi/kazashi/drivers/iso7816"
 	"github.com/kazashi/kazashi/drivers/jpki"
 	"github.com/kazashi/kazashi/firmware/holder"
+	"github.com/kazashi/kazashi/firmware/revocation"
 	"github.com/kazashi/kazashi/firmware/verify"
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 	"github.com/kazashi/kazashi/hw/sim"
@@ -63,12 +65,26 @@ func getWorld(t testing.TB) *world {
 		if w.pki, worldErr = testpki.Shared(); worldErr != nil {
 			return
 		}
+		// The CRLs live in a real revocation store, as on a kiosk.
+		dir, err := os.MkdirTemp("", "tap-revocation-")
+		if err != nil {
+			worldErr = err
+			return
+		}
+		store, err := revocation.Open(context.Background(), dir, revocation.Options{})
+		if err != nil {
+			worldErr = err
+			return
+		}
 		mk := func(rootDER, crl []byte, p verify.Purpose) (*verify.Verifier, error) {
 			root, err := x509.ParseCertificate(rootDER)
 			if err != nil {
 				return nil, err
 			}
-			return verify.New(verify.Options{Anchors: []*x509.Certificate{root}, CRLs: [][]byte{crl}, Now: time.Now, AllowTest: true, Purpose: p})
+			if _, err := store.Import(context.Background(), bytes.NewReader(crl), []*x509.Certificate{root}, nil); err != nil {
+				return nil, err
+			}
+			return verify.New(verify.Options{Anchors: []*x509.Certificate{root}, Revocation: store, Now: time.Now, AllowTest: true, Purpose: p})
 		}
 		if w.auth, worldErr = mk(w.pki.Root, w.pki.CRL, verify.PurposeAuth); worldErr != nil {
 			return

@@ -3,14 +3,15 @@ package verify
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"os"
 )
 
 // LoadAnchors reads trust anchor certificates from files holding PEM
-// CERTIFICATE blocks or DER. It only parses; New checks that each is a
-// usable anchor.
+// CERTIFICATE blocks or DER, with ParseCertificate. It only parses; New
+// checks that each is a usable anchor. It reads intermediates as well.
 func LoadAnchors(files ...string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for _, f := range files {
@@ -32,9 +33,18 @@ func LoadAnchors(files ...string) ([]*x509.Certificate, error) {
 // file holds anchors only.
 func ParseAnchors(b []byte) ([]*x509.Certificate, error) {
 	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		certs, err := x509.ParseCertificates(b)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadAnchor, err)
+		var certs []*x509.Certificate
+		for len(b) > 0 {
+			var elem asn1.RawValue
+			rest, err := asn1.Unmarshal(b, &elem)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrBadAnchor, err)
+			}
+			c, err := ParseCertificate(b[:len(b)-len(rest)])
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrBadAnchor, err)
+			}
+			certs, b = append(certs, c), rest
 		}
 		if len(certs) == 0 {
 			return nil, fmt.Errorf("%w: no certificate", ErrBadAnchor)
@@ -51,7 +61,7 @@ func ParseAnchors(b []byte) ([]*x509.Certificate, error) {
 		if block.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("%w: PEM block %q, want CERTIFICATE", ErrBadAnchor, block.Type)
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := ParseCertificate(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadAnchor, err)
 		}

@@ -24,10 +24,12 @@ func Example() {
 		panic(err)
 	}
 	v, err := verify.New(verify.Options{
-		Anchors:   []*x509.Certificate{root},
-		CRLs:      [][]byte{pki.CRL},
-		Now:       func() time.Time { return now },
-		AllowTest: true, // the test hierarchy says O=JPKI-TEST
+		Anchors: []*x509.Certificate{root},
+		// A crl.Source: firmware/revocation's store in the daemon, a
+		// test double here.
+		Revocation: newMemSource(nil, []*x509.Certificate{root}, pki.CRL),
+		Now:        func() time.Time { return now },
+		AllowTest:  true, // the test hierarchy says O=JPKI-TEST
 	})
 	if err != nil {
 		panic(err)

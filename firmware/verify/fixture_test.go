@@ -58,15 +58,24 @@ func getFixture(tb testing.TB) *fixture {
 
 func clock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
-// options returns test-mode options: the test root, the generated CRL and
-// a clock at genesis.
+// options returns test-mode options: the test root, a source holding the
+// generated CRL and a clock at genesis.
 func (f *fixture) options() verify.Options {
 	return verify.Options{
-		Anchors:   []*x509.Certificate{f.root},
-		CRLs:      [][]byte{f.pki.CRL},
-		Now:       clock(genesis),
-		AllowTest: true,
+		Anchors:    []*x509.Certificate{f.root},
+		Revocation: f.src(nil, f.pki.CRL),
+		Now:        clock(genesis),
+		AllowTest:  true,
 	}
+}
+
+// src is a test source holding ders, signed by the fixture's roots.
+func (f *fixture) src(tb testing.TB, ders ...[]byte) *memSource {
+	signRoot, err := x509.ParseCertificate(f.pki.SignRoot)
+	if err != nil {
+		panic(err)
+	}
+	return newMemSource(tb, []*x509.Certificate{f.root, f.impostor, signRoot}, ders...)
 }
 
 func (f *fixture) verifier(tb testing.TB, mod func(*verify.Options)) *verify.Verifier {
@@ -101,8 +110,19 @@ func checkInvariants(t testing.TB, r verify.Result) {
 	if r.Detail == "" {
 		t.Errorf("%s: empty Detail", r.Reason)
 	}
-	if r.OK() != (r.Err() == nil) || (r.OK() && (r.Leaf == nil || r.Anchor == nil)) {
+	if r.OK() != (r.Err() == nil) || (r.OK() && (r.Leaf == nil || r.Anchor == nil || len(r.Path) < 2)) {
 		t.Errorf("%s: inconsistent result %+v", r.Reason, r)
+	}
+	if (r.Anchor != nil) != (r.Path != nil) || (r.Path != nil && (r.Path[0] != r.Leaf || r.Path[len(r.Path)-1] != r.Anchor)) {
+		t.Errorf("%s: Path does not run from Leaf to Anchor", r.Reason)
+	}
+	if r.OK() && r.CRLAge < 0 {
+		t.Errorf("ok without a deciding CRL age: %v", r.CRLAge)
+	}
+	// Without intermediates, a missing or stale CRL is the leaf's: no CRL
+	// decided it.
+	if (r.Reason == verify.ReasonCRLUnavailable || r.Reason == verify.ReasonCRLStale) && len(r.Path) <= 2 && r.CRLAge >= 0 {
+		t.Errorf("%s with CRLAge %v", r.Reason, r.CRLAge)
 	}
 	if r.Leaf != nil {
 		// No personal data: neither the subject nor the serial.

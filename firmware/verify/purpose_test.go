@@ -29,7 +29,7 @@ func TestPurpose(t *testing.T) {
 	check(t, auth, f.card(testpki.KindValid), verify.ReasonOK)
 
 	crlDER := f.rootCRL(t, x509.RevocationList{})
-	sign := f.verifier(t, func(o *verify.Options) { o.Purpose = verify.PurposeSign; o.CRLs = [][]byte{crlDER} })
+	sign := f.verifier(t, func(o *verify.Options) { o.Purpose = verify.PurposeSign; o.Revocation = f.src(t, crlDER) })
 	check(t, sign, f.card(testpki.KindValid), verify.ReasonWrongPurpose)
 	check(t, sign, signLike, verify.ReasonOK)
 
@@ -90,7 +90,8 @@ func TestECDSAP384(t *testing.T) {
 		t.Fatal(err)
 	}
 	crlDER := crl(t, root, rootKey, x509.RevocationList{})
-	v, err := verify.New(verify.Options{Anchors: []*x509.Certificate{root}, CRLs: [][]byte{crlDER}, Now: clock(genesis), AllowTest: true})
+	src := newMemSource(t, []*x509.Certificate{root}, crlDER)
+	v, err := verify.New(verify.Options{Anchors: []*x509.Certificate{root}, Revocation: src, Now: clock(genesis), AllowTest: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +100,7 @@ func TestECDSAP384(t *testing.T) {
 		t.Errorf("leaf key %T, algorithm %v", r.Leaf.PublicKey, r.Leaf.SignatureAlgorithm)
 	}
 	revoked := crl(t, root, rootKey, x509.RevocationList{Number: big.NewInt(genesis.Unix() + 2), RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(77), RevocationTime: genesis.Add(-time.Hour)}}})
-	if err := v.ReplaceCRLs([][]byte{revoked}); err != nil {
-		t.Fatal(err)
-	}
+	src.swap([]*x509.Certificate{root}, revoked)
 	check(t, v, leafDER, verify.ReasonRevoked)
 }
 
@@ -114,7 +113,7 @@ func TestSignHierarchy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sign, err := verify.New(verify.Options{Anchors: []*x509.Certificate{signRoot}, CRLs: [][]byte{f.pki.SignCRL}, Now: clock(genesis), AllowTest: true, Purpose: verify.PurposeSign})
+	sign, err := verify.New(verify.Options{Anchors: []*x509.Certificate{signRoot}, Revocation: f.src(t, f.pki.SignCRL), Now: clock(genesis), AllowTest: true, Purpose: verify.PurposeSign})
 	if err != nil {
 		t.Fatal(err)
 	}

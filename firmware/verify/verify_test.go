@@ -126,7 +126,7 @@ func TestRealRoot(t *testing.T) {
 	}
 
 	// Test leaves do not chain to the real root by name either.
-	vReal := f.verifier(t, func(o *verify.Options) { o.Anchors, o.CRLs = real, nil })
+	vReal := f.verifier(t, func(o *verify.Options) { o.Anchors, o.Revocation = real, nil })
 	check(t, vReal, f.card(testpki.KindValid), verify.ReasonUntrusted)
 }
 
@@ -145,13 +145,13 @@ func TestCheckOrder(t *testing.T) {
 			der: func(t *testing.T) []byte {
 				return leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{unknownCritical}})
 			},
-			opts: func(o *verify.Options) { o.Anchors, o.CRLs, o.AllowTest = real, nil, false },
+			opts: func(o *verify.Options) { o.Anchors, o.Revocation, o.AllowTest = real, nil, false },
 			want: verify.ReasonMalformed,
 		},
 		{
 			name: "test-card before untrusted",
 			der:  func(*testing.T) []byte { return f.card(testpki.KindUnknownCA) },
-			opts: func(o *verify.Options) { o.Anchors, o.CRLs, o.AllowTest = real, nil, false },
+			opts: func(o *verify.Options) { o.Anchors, o.Revocation, o.AllowTest = real, nil, false },
 			want: verify.ReasonTestCard,
 		},
 		{
@@ -175,15 +175,15 @@ func TestCheckOrder(t *testing.T) {
 			name: "expired before revoked",
 			der:  func(*testing.T) []byte { return f.card(testpki.KindExpired) },
 			opts: func(o *verify.Options) {
-				o.CRLs = [][]byte{f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{
-					revoke(t, f.card(testpki.KindExpired), 1)}})}
+				o.Revocation = f.src(t, f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{
+					revoke(t, f.card(testpki.KindExpired), 1)}}))
 			},
 			want: verify.ReasonExpired,
 		},
 		{
 			name: "expired before crl-unavailable",
 			der:  func(*testing.T) []byte { return f.card(testpki.KindExpired) },
-			opts: func(o *verify.Options) { o.CRLs = nil },
+			opts: func(o *verify.Options) { o.Revocation = nil },
 			want: verify.ReasonExpired,
 		},
 	} {
@@ -234,27 +234,63 @@ func TestMalformedLeaf(t *testing.T) {
 	// A critical extension the profile allows is fine.
 	der := leaf(t, f.root, f.pki.RootKey, x509.Certificate{ExtraExtensions: []pkix.Extension{
 		ext(t, asn1.ObjectIdentifier{2, 5, 29, 32}, true, []struct{ ID asn1.ObjectIdentifier }{{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 1, 3, 30}}})}})
-	check(t, f.verifier(t, func(o *verify.Options) { o.CRLs = nil }), der, verify.ReasonCRLUnavailable)
+	check(t, f.verifier(t, func(o *verify.Options) { o.Revocation = nil }), der, verify.ReasonCRLUnavailable)
 }
 
 func TestStaleCRL(t *testing.T) {
 	f := getFixture(t)
 	// The generated CRL's nextUpdate is genesis+47h.
-	v := f.verifier(t, func(o *verify.Options) { o.Now = clock(genesis.Add(47*time.Hour + time.Second)) })
+	nextUpdate := genesis.Add(47 * time.Hour)
+	v := f.verifier(t, func(o *verify.Options) { o.Now = clock(nextUpdate.Add(time.Second)) })
 	r := check(t, v, f.card(testpki.KindValid), verify.ReasonCRLStale)
 	t.Log(r.Detail)
 	// Still fresh at nextUpdate itself.
-	v = f.verifier(t, func(o *verify.Options) { o.Now = clock(genesis.Add(47 * time.Hour)) })
-	check(t, v, f.card(testpki.KindValid), verify.ReasonOK)
+	v = f.verifier(t, func(o *verify.Options) { o.Now = clock(nextUpdate) })
+	if r := check(t, v, f.card(testpki.KindValid), verify.ReasonOK); r.StaleGrace {
+		t.Error("StaleGrace at nextUpdate")
+	}
 	// Revoked cards stay revoked only while a current CRL says so: a stale
 	// CRL answers crl-stale, never ok.
 	v = f.verifier(t, func(o *verify.Options) { o.Now = clock(genesis.AddDate(0, 1, 0)) })
 	check(t, v, f.card(testpki.KindRevoked), verify.ReasonCRLStale)
 }
 
+// Options.Grace accepts a CRL up to Grace past its nextUpdate and says so.
+func TestGrace(t *testing.T) {
+	f := getFixture(t)
+	nextUpdate := genesis.Add(47 * time.Hour)
+	v := f.verifier(t, func(o *verify.Options) { o.Grace = time.Hour })
+	for _, tc := range []struct {
+		at    time.Time
+		kind  string
+		want  verify.Reason
+		grace bool
+	}{
+		{nextUpdate, testpki.KindValid, verify.ReasonOK, false},
+		{nextUpdate.Add(time.Second), testpki.KindValid, verify.ReasonOK, true},
+		{nextUpdate.Add(time.Hour), testpki.KindValid, verify.ReasonOK, true},
+		{nextUpdate.Add(time.Second), testpki.KindRevoked, verify.ReasonRevoked, true},
+		{nextUpdate.Add(time.Hour + time.Second), testpki.KindValid, verify.ReasonCRLStale, false},
+		{nextUpdate.Add(time.Hour + time.Second), testpki.KindRevoked, verify.ReasonCRLStale, false},
+	} {
+		r := v.VerifyAt(t.Context(), f.card(tc.kind), tc.at)
+		if r.Reason != tc.want || r.StaleGrace != tc.grace {
+			t.Errorf("%s at nextUpdate%+v: %s StaleGrace=%v (%s), want %s StaleGrace=%v",
+				tc.kind, tc.at.Sub(nextUpdate), r.Reason, r.StaleGrace, r.Detail, tc.want, tc.grace)
+		}
+		if r.StaleGrace && r.OK() && !strings.Contains(r.Detail, "grace") {
+			t.Errorf("Detail %q does not mention the grace period", r.Detail)
+		}
+		checkInvariants(t, r)
+	}
+	if _, err := verify.New(func() verify.Options { o := f.options(); o.Grace = -time.Second; return o }()); !errors.Is(err, verify.ErrOptions) {
+		t.Errorf("negative Grace: %v", err)
+	}
+}
+
 func TestNoCRL(t *testing.T) {
 	f := getFixture(t)
-	r := check(t, f.verifier(t, func(o *verify.Options) { o.CRLs = nil }), f.card(testpki.KindValid), verify.ReasonCRLUnavailable)
+	r := check(t, f.verifier(t, func(o *verify.Options) { o.Revocation = nil }), f.card(testpki.KindValid), verify.ReasonCRLUnavailable)
 	t.Log(r.Detail)
 }
 
@@ -262,99 +298,101 @@ func TestCertificateHold(t *testing.T) {
 	f := getFixture(t)
 	held := f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{
 		revoke(t, f.card(testpki.KindValid), 6)}})
-	v := f.verifier(t, func(o *verify.Options) { o.CRLs = [][]byte{held} })
+	v := f.verifier(t, func(o *verify.Options) { o.Revocation = f.src(t, held) })
 	r := check(t, v, f.card(testpki.KindValid), verify.ReasonRevoked)
 	if !strings.Contains(r.Detail, "certificateHold") {
 		t.Errorf("Detail %q lacks the reason", r.Detail)
 	}
 }
 
-func TestClockFloor(t *testing.T) {
+// Time is an input: VerifyAt judges at the time given, Verify at Now().
+func TestVerifyAt(t *testing.T) {
 	f := getFixture(t)
 	boot := time.Unix(42, 0) // a board without RTC, just booted
 	v := f.verifier(t, func(o *verify.Options) { o.Now = clock(boot) })
-	thisUpdate := genesis.Add(-time.Hour)
 
-	r := check(t, v, f.card(testpki.KindValid), verify.ReasonOK)
-	if !r.Time.Equal(thisUpdate) || !strings.Contains(r.Detail, "behind the newest CRL's thisUpdate") {
-		t.Errorf("Time %v, Detail %q: want the CRL's thisUpdate %v, and a note", r.Time, r.Detail, thisUpdate)
+	// Nothing vouches for a 1970 clock here (firmware/trustclock does):
+	// the anchor is not valid then.
+	r := check(t, v, f.card(testpki.KindValid), verify.ReasonUntrusted)
+	if !strings.Contains(r.Detail, "not at 1970-01-01T00:00:42Z") || !r.Time.Equal(boot) {
+		t.Errorf("Time %v, Detail %q", r.Time, r.Detail)
 	}
-	check(t, v, f.card(testpki.KindRevoked), verify.ReasonRevoked)
-	check(t, v, f.card(testpki.KindExpired), verify.ReasonExpired)
-
-	// Without a CRL nothing vouches for the time: the anchor is not yet valid.
-	noCRL := f.verifier(t, func(o *verify.Options) { o.Now, o.CRLs = clock(boot), nil })
-	r = check(t, noCRL, f.card(testpki.KindValid), verify.ReasonUntrusted)
-	if !strings.Contains(r.Detail, "not at 1970-01-01T00:00:42Z") {
-		t.Errorf("Detail %q", r.Detail)
-	}
-
-	// A persisted floor beats both.
-	floor := genesis.Add(time.Hour)
-	withFloor := f.verifier(t, func(o *verify.Options) { o.Now, o.ClockFloor = clock(boot), floor })
-	r = check(t, withFloor, f.card(testpki.KindValid), verify.ReasonOK)
-	if !r.Time.Equal(floor) || !strings.Contains(r.Detail, "persisted clock floor") {
-		t.Errorf("Time %v, Detail %q: want the floor %v", r.Time, r.Detail, floor)
-	}
-
-	// A correct clock is left alone and not mentioned.
-	r = check(t, f.verifier(t, nil), f.card(testpki.KindValid), verify.ReasonOK)
-	if strings.Contains(r.Detail, "clock") {
-		t.Errorf("Detail %q mentions the clock", r.Detail)
+	for _, tc := range []struct {
+		at   time.Time
+		kind string
+		want verify.Reason
+	}{
+		{genesis, testpki.KindValid, verify.ReasonOK},
+		{genesis, testpki.KindRevoked, verify.ReasonRevoked},
+		{genesis.Add(-2 * time.Hour), testpki.KindValid, verify.ReasonCRLUnavailable}, // before the CRL's thisUpdate
+		{genesis.Add(48 * time.Hour), testpki.KindValid, verify.ReasonCRLStale},
+	} {
+		r := v.VerifyAt(t.Context(), f.card(tc.kind), tc.at)
+		if r.Reason != tc.want || !r.Time.Equal(tc.at) {
+			t.Errorf("%s at %v: %s (%s) at %v, want %s", tc.kind, tc.at, r.Reason, r.Detail, r.Time, tc.want)
+		}
+		checkInvariants(t, r)
 	}
 }
 
-func TestReplaceCRLs(t *testing.T) {
+// CRLAge and CRLNumber describe the CRL that decided the leaf.
+func TestCRLAge(t *testing.T) {
 	f := getFixture(t)
 	v := f.verifier(t, nil)
-	valid, revoked := f.card(testpki.KindValid), f.card(testpki.KindRevoked)
-
-	// A newer CRL (higher number) revokes the valid card and releases the other.
-	newer := f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{revoke(t, valid, 1)}})
-	if err := v.ReplaceCRLs([][]byte{newer}); err != nil {
-		t.Fatal(err)
+	thisUpdate := genesis.Add(-time.Hour) // the generated CRL's
+	for _, at := range []time.Time{genesis, genesis.Add(30 * time.Hour)} {
+		for _, kind := range []string{testpki.KindValid, testpki.KindRevoked} {
+			r := v.VerifyAt(t.Context(), f.card(kind), at)
+			if r.CRLAge != at.Sub(thisUpdate) || r.CRLNumber == nil || r.StaleGrace {
+				t.Errorf("%s at %v: CRLAge %v, CRLNumber %v, StaleGrace %v; want age %v", kind, at, r.CRLAge, r.CRLNumber, r.StaleGrace, at.Sub(thisUpdate))
+			}
+		}
 	}
+	number := big.NewInt(4711)
+	v = f.verifier(t, func(o *verify.Options) { o.Revocation = f.src(t, f.rootCRL(t, x509.RevocationList{Number: number})) })
+	if r := check(t, v, f.card(testpki.KindValid), verify.ReasonOK); r.CRLNumber.Cmp(number) != 0 {
+		t.Errorf("CRLNumber %v, want %v", r.CRLNumber, number)
+	}
+	// No CRL decided: negative age, no number.
+	r := check(t, f.verifier(t, func(o *verify.Options) { o.Revocation = nil }), f.card(testpki.KindValid), verify.ReasonCRLUnavailable)
+	if r.CRLAge >= 0 || r.CRLNumber != nil {
+		t.Errorf("CRLAge %v, CRLNumber %v without a CRL", r.CRLAge, r.CRLNumber)
+	}
+	r = check(t, v, f.card(testpki.KindExpired), verify.ReasonExpired)
+	if r.CRLAge >= 0 {
+		t.Errorf("CRLAge %v for an expired leaf", r.CRLAge)
+	}
+}
+
+// The Source can change between verifications; each verification sees
+// one snapshot and releases it.
+func TestSourceSwap(t *testing.T) {
+	f := getFixture(t)
+	src := f.src(t, f.pki.CRL)
+	v := f.verifier(t, func(o *verify.Options) { o.Revocation = src })
+	valid, revoked := f.card(testpki.KindValid), f.card(testpki.KindRevoked)
+	check(t, v, valid, verify.ReasonOK)
+	check(t, v, revoked, verify.ReasonRevoked)
+
+	newer := f.rootCRL(t, x509.RevocationList{RevokedCertificateEntries: []x509.RevocationListEntry{revoke(t, valid, 1)}})
+	src.swap([]*x509.Certificate{f.root}, newer)
 	check(t, v, valid, verify.ReasonRevoked)
 	check(t, v, revoked, verify.ReasonOK)
 
-	// Replaying the generated CRL (lower number) is refused; nothing changes.
-	if err := v.ReplaceCRLs([][]byte{f.pki.CRL}); !errors.Is(err, verify.ErrCRLReplay) {
-		t.Errorf("replay: %v, want ErrCRLReplay", err)
-	}
-	check(t, v, valid, verify.ReasonRevoked)
-
-	// A set with one bad CRL is refused as a whole.
-	if err := v.ReplaceCRLs([][]byte{newer, []byte("junk")}); !errors.Is(err, verify.ErrCRLMalformed) || !strings.Contains(err.Error(), "input 1") {
-		t.Errorf("bad set: %v, want ErrCRLMalformed naming input 1", err)
-	}
-	check(t, v, valid, verify.ReasonRevoked)
-
-	// Given both at once, the higher number wins whatever the order.
-	v2 := f.verifier(t, func(o *verify.Options) { o.CRLs = [][]byte{newer, f.pki.CRL} })
-	check(t, v2, valid, verify.ReasonRevoked)
-	check(t, v2, revoked, verify.ReasonOK)
-
 	// Emptying the set fails closed.
-	if err := v.ReplaceCRLs(nil); err != nil {
-		t.Fatal(err)
-	}
+	src.swap(nil)
 	check(t, v, valid, verify.ReasonCRLUnavailable)
-	// ... and does not make the Verifier forget the highest number seen.
-	if err := v.ReplaceCRLs([][]byte{f.pki.CRL}); !errors.Is(err, verify.ErrCRLReplay) {
-		t.Errorf("replay after emptying: %v, want ErrCRLReplay", err)
+	if taken, released := src.taken.Load(), src.released.Load(); taken != released || taken == 0 {
+		t.Errorf("%d snapshots taken, %d released", taken, released)
 	}
-	// The same CRL again is no replay.
-	if err := v.ReplaceCRLs([][]byte{newer}); err != nil {
-		t.Error(err)
-	}
-	check(t, v, valid, verify.ReasonRevoked)
 }
 
-func TestConcurrentVerifyAndReplace(t *testing.T) {
+func TestConcurrentVerifyAndSwap(t *testing.T) {
 	f := getFixture(t)
-	v := f.verifier(t, nil)
+	src := f.src(t, f.pki.CRL)
+	v := f.verifier(t, func(o *verify.Options) { o.Revocation = src })
 	revoked := f.card(testpki.KindRevoked)
-	// CRLs with growing numbers that alternately list and release the card.
+	// CRLs that alternately list and release the card.
 	var crls [][]byte
 	for i := range 16 {
 		tmpl := x509.RevocationList{Number: big.NewInt(genesis.Unix() + 1 + int64(i))}
@@ -382,13 +420,25 @@ func TestConcurrentVerifyAndReplace(t *testing.T) {
 		})
 	}
 	for _, c := range crls {
-		if err := v.ReplaceCRLs([][]byte{c}); err != nil {
-			t.Error(err)
-		}
+		src.swap([]*x509.Certificate{f.root}, c)
 	}
 	close(stop)
 	wg.Wait()
 	check(t, v, revoked, verify.ReasonOK) // the last CRL releases it
+	if taken, released := src.taken.Load(), src.released.Load(); taken != released {
+		t.Errorf("%d snapshots taken, %d released", taken, released)
+	}
+}
+
+// A cancelled context fails closed.
+func TestContextCancelled(t *testing.T) {
+	f := getFixture(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := f.verifier(t, nil).Verify(ctx, f.card(testpki.KindValid))
+	if r.Reason != verify.ReasonCRLUnavailable || !strings.Contains(r.Detail, "canceled") {
+		t.Errorf("%s (%s), want crl-unavailable", r.Reason, r.Detail)
+	}
 }
 
 func TestNewErrors(t *testing.T) {

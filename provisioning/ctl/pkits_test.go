@@ -1,3 +1,7 @@
+// PKITS 4.4.14/15 use negative serial numbers, which Go's x509 refuses by
+// default since Go 1.23; kazashictl opts in the same way (its main.go).
+//
+//go:debug x509negativeserial=1
 package ctl
 
 import (

@@ -205,6 +205,7 @@ func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, 
 			"allow_test":   true,
 		},
 		"mqtt":               map[string]any{"broker": env.broker},
+		"state_dir":          filepath.Join(env.work, "state"),
 		"pseudonym_key_file": env.keyFile,
 	}
 	cfgFile := filepath.Join(env.work, "kazashid-"+profile+".json")

@@ -132,6 +132,8 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
   "trust": {"anchors": [%q], "crls": [%q], "sign_anchors": [%q], "sign_crls": [%q],
             "cv_anchors": [%s], "allow_test": true},
   "mqtt": {"broker": %q},
+  "state_dir": "state",
+  "revocation": {"poll": "200ms"},
   "pseudonym_key_file": "key",
   "log_level": "debug"
 }`, link, profile, socket, o.inputTimeout,

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer tl.close()
+	defer tl.Close()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	trustDone := make(chan struct{})
 	trustCtx, stopTrust := context.WithCancel(ctx)
-	go func() { tl.run(trustCtx, trigger); close(trustDone) }()
+	go func() { tl.Run(trustCtx, trigger); close(trustDone) }()
 	defer func() { stopTrust(); <-trustDone }()
 	cv, err := loadCVAnchors(cfg)
 	if err != nil {
@@ -188,8 +188,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DeviceID:      cfg.DeviceID,
 		PseudonymKey:  key,
 		Now:           time.Now,
-		Clock:         tl.eventClock,
-		RevocationAge: tl.revocationAge,
+		Clock:         tl.EventClock,
+		RevocationAge: tl.RevocationAge,
 		Logger:        log.With("component", "tap"),
 	}
 	if input != nil {

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package crlindex
+
+func resetPeakRSS()   {}
+func peakRSS() uint64 { return 0 }
