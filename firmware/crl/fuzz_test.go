@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 	for _, name := range []string{"GoodCACRL.crl", "indirectCRLCA5CRL.crl", "deltaCRLCA1deltaCRL.crl", "distributionPoint2CACRL.crl",
 		"onlySomeReasonsCA1compromiseCRL.crl", "UnknownCRLEntryExtensionCACRL.crl", "NegativeSerialNumberCACRL.crl", "DSACACRL.crl",
 		"BadCRLSignatureCACRL.crl", "GeneralizedTimeCRLnextUpdateCACRL.crl"} {
-		b, err := os.ReadFile(filepath.Join("testdata/pkits/crls", name))
+		b, err := os.ReadFile(filepath.Join("../../testdata/pkits/crls", name))
 		if err != nil {
 			f.Fatal(err)
 		}

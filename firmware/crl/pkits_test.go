@@ -18,7 +18,7 @@ import (
 
 func loadPKITSCerts(t *testing.T) map[string]*x509.Certificate {
 	t.Helper()
-	files, err := filepath.Glob("testdata/pkits/certs/*.crt")
+	files, err := filepath.Glob("../../testdata/pkits/certs/*.crt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no PKITS certs: %v", err)
 	}
@@ -39,7 +39,7 @@ func loadPKITSCerts(t *testing.T) map[string]*x509.Certificate {
 
 func readPKITS(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata/pkits/crls", name))
+	b, err := os.ReadFile(filepath.Join("../../testdata/pkits/crls", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func readPKITS(t *testing.T, name string) []byte {
 // verify) — except the ones that are meant not to.
 func TestPKITSAll(t *testing.T) {
 	certs := loadPKITSCerts(t)
-	files, _ := filepath.Glob("testdata/pkits/crls/*.crl")
+	files, _ := filepath.Glob("../../testdata/pkits/crls/*.crl")
 	if len(files) != 173 {
 		t.Fatalf("%d PKITS CRLs, want 173", len(files))
 	}

@@ -3,13 +3,13 @@ package crlindex
 import (
 	"bufio"
 	"bytes"
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,18 +62,27 @@ type Writer struct {
 	tables int
 	stats  []setStat
 
+	b       *buffer // being filled
+	spare   *buffer // the other one; being spilled while pending != nil
+	pending chan error
+	global  bool // every entry so far arrived in key order (runs ≤ 1)
+	last    item // the last entry added and its arena bytes
+	lastR   []byte
+	runs    []*run
+	added   int64
+
+	done bool
+}
+
+// buffer holds entries in memory. There are two, each with half the
+// memory limit: while one is sorted and written as a run by a background
+// goroutine, Add fills the other.
+type buffer struct {
 	items  []item
 	arena  []byte // key bytes beyond the first 16, for long keys
 	sorted bool   // items are in arrival order = key order
-	global bool   // every entry so far arrived in key order (runs ≤ 1)
-	last   item   // the last entry added and its arena bytes
-	lastR  []byte
-	runs   []*run
-	added  int64
-	spillW *bufio.Writer
+	bw     *bufio.Writer
 	keyBuf []byte
-
-	done bool
 }
 
 // item is one buffered entry.
@@ -164,7 +173,7 @@ func Create(dir string, opts WriterOptions) (*Writer, error) {
 		limit:  opts.MemoryLimit,
 		tables: opts.Tables,
 		stats:  make([]setStat, 2*opts.Tables),
-		sorted: true,
+		b:      &buffer{sorted: true},
 		global: true,
 	}, nil
 }
@@ -207,21 +216,21 @@ func (w *Writer) Add(e *Entry) error {
 		hi:   binary.BigEndian.Uint64(k[0:]),
 		lo:   binary.BigEndian.Uint64(k[8:]),
 		attr: packAttr(e.Reason, e.RevokedAt),
-		ext:  uint32(len(w.items)),
+		ext:  uint32(len(w.b.items)),
 	}
 	if rest != nil {
-		it.ext = uint32(len(w.arena))
-		w.arena = append(w.arena, rest...)
+		it.ext = uint32(len(w.b.arena))
+		w.b.arena = append(w.b.arena, rest...)
 	}
 	if w.added > 1 && cmpKeys(&it, rest, &w.last, w.lastR) < 0 {
 		w.global = false
-		if len(w.items) > 0 {
-			w.sorted = false
+		if len(w.b.items) > 0 {
+			w.b.sorted = false
 		}
 	}
 	w.last = it
 	w.lastR = append(w.lastR[:0], rest...)
-	w.items = append(w.items, it)
+	w.b.items = append(w.b.items, it)
 	st := &w.stats[2*int(e.Table)+int(sign)]
 	st.count++
 	st.maxLen = max(st.maxLen, len(mag))
@@ -230,7 +239,7 @@ func (w *Writer) Add(e *Entry) error {
 
 // fits reports whether one more item with rest bytes of arena fits.
 func (w *Writer) fits(rest int) bool {
-	return len(w.items) < cap(w.items) && len(w.arena)+rest <= cap(w.arena)
+	return len(w.b.items) < cap(w.b.items) && len(w.b.arena)+rest <= cap(w.b.arena)
 }
 
 // reserve makes room for one item with rest arena bytes, spilling if the
@@ -246,7 +255,7 @@ func (w *Writer) reserve(rest int) error {
 		return nil
 	}
 	// A tiny limit and an empty buffer: allow one item anyway.
-	w.resize(max(cap(w.items), 1), max(cap(w.arena), rest))
+	w.b.resize(max(cap(w.b.items), 1), max(cap(w.b.arena), rest))
 	return nil
 }
 
@@ -255,23 +264,24 @@ func (w *Writer) reserve(rest int) error {
 // (split by the arena bytes per item seen so far), so that growing never
 // holds much more than the limit in old and new arrays together.
 func (w *Writer) grow(rest int) bool {
-	ic, ac := cap(w.items), cap(w.arena)
-	budget := w.limit - w.limit/8 // an eighth for the old array while growing
+	ic, ac := cap(w.b.items), cap(w.b.arena)
+	// Half the limit per buffer, less an eighth for the old array while growing.
+	budget := w.limit/2 - w.limit/16
 	perItem := itemSize
-	if len(w.items) > 0 {
-		perItem += len(w.arena) / len(w.items)
+	if len(w.b.items) > 0 {
+		perItem += len(w.b.arena) / len(w.b.items)
 	}
 	itemsMax := max(budget/perItem, ic)
-	if len(w.items) == ic {
+	if len(w.b.items) == ic {
 		ic = max(2*ic, 1024)
 		if ic > itemsMax/8 {
 			ic = itemsMax
 		}
-		if ic <= len(w.items) {
+		if ic <= len(w.b.items) {
 			return false
 		}
 	}
-	if need := len(w.arena) + rest; need > ac {
+	if need := len(w.b.arena) + rest; need > ac {
 		arenaMax := budget - itemSize*ic
 		ac = max(2*ac, need, 4096)
 		if ac > arenaMax/8 {
@@ -284,11 +294,11 @@ func (w *Writer) grow(rest int) bool {
 	if itemSize*ic+ac > budget {
 		return false
 	}
-	w.resize(ic, ac)
+	w.b.resize(ic, ac)
 	return true
 }
 
-func (w *Writer) resize(ic, ac int) {
+func (w *buffer) resize(ic, ac int) {
 	if ic != cap(w.items) {
 		ni := make([]item, len(w.items), ic)
 		copy(ni, w.items)
@@ -302,7 +312,7 @@ func (w *Writer) resize(ic, ac int) {
 }
 
 // sortItems orders the buffered items by key, equal keys in arrival order.
-func (w *Writer) sortItems() {
+func (w *buffer) sortItems() {
 	if w.sorted {
 		return
 	}
@@ -340,14 +350,27 @@ func keyByte(it *item, d int) int {
 // buckets and for what the prefix does not decide. The order is total
 // (cmpItems), so the result is the same as any sort's.
 func radixSort(items []item, d int, arena []byte) {
-	for len(items) > 64 && d < 16 {
+	if len(items) > 64 && d < 16 {
+		// Skip the leading bytes all items share, in one pass.
+		var dh, dl uint64
+		h0, l0 := items[0].hi, items[0].lo
+		for i := range items {
+			dh |= items[i].hi ^ h0
+			dl |= items[i].lo ^ l0
+		}
+		switch {
+		case dh != 0:
+			d = max(d, bits.LeadingZeros64(dh)/8)
+		case dl != 0:
+			d = max(d, 8+bits.LeadingZeros64(dl)/8)
+		default:
+			d = 16
+		}
+	}
+	if len(items) > 64 && d < 16 {
 		var count [256]int
 		for i := range items {
 			count[keyByte(&items[i], d)]++
-		}
-		if count[keyByte(&items[0], d)] == len(items) {
-			d++
-			continue
 		}
 		var start, next [256]int
 		sum := 0
@@ -383,13 +406,16 @@ func sameKey(items []item, arena []byte, i int) bool {
 	return a.hi == b.hi && a.lo == b.lo && bytes.Equal(a.rest(arena), b.rest(arena))
 }
 
-// spill writes the buffered items as a sorted run (dropping all but the
-// last of equal keys) and empties the buffer.
+// spill hands the filled buffer to a background goroutine, which sorts it
+// and writes it as a run (dropping all but the last of equal keys), and
+// continues with the other buffer. At most one spill is in flight.
 func (w *Writer) spill() error {
-	if len(w.items) == 0 {
+	if len(w.b.items) == 0 {
 		return nil
 	}
-	w.sortItems()
+	if err := w.waitSpill(); err != nil {
+		return err
+	}
 	var f *os.File
 	var err error
 	if w.global && len(w.runs) == 1 {
@@ -404,12 +430,37 @@ func (w *Writer) spill() error {
 	if err != nil {
 		return fmt.Errorf("crlindex: spill: %w", err)
 	}
-	if w.spillW == nil {
-		w.spillW = bufio.NewWriterSize(f, ioBufSize)
-	} else {
-		w.spillW.Reset(f)
+	b := w.b
+	if w.spare == nil {
+		w.spare = &buffer{}
 	}
-	bw := w.spillW
+	w.b, w.spare = w.spare, b
+	w.b.sorted = true
+	w.pending = make(chan error, 1)
+	go func(done chan<- error) { done <- b.writeRun(f) }(w.pending)
+	return nil
+}
+
+// waitSpill waits for the spill in flight, if any, and returns its error.
+func (w *Writer) waitSpill() error {
+	if w.pending == nil {
+		return nil
+	}
+	err := <-w.pending
+	w.pending = nil
+	return err
+}
+
+// writeRun sorts the buffer, appends it to f as run records, closes f and
+// empties the buffer.
+func (w *buffer) writeRun(f *os.File) error {
+	w.sortItems()
+	if w.bw == nil {
+		w.bw = bufio.NewWriterSize(f, ioBufSize)
+	} else {
+		w.bw.Reset(f)
+	}
+	bw := w.bw
 	for i := range w.items {
 		if i+1 < len(w.items) && sameKey(w.items, w.arena, i) {
 			continue
@@ -421,16 +472,17 @@ func (w *Writer) spill() error {
 		w.keyBuf = b
 		bw.Write(b)
 	}
-	err = bw.Flush()
+	err := bw.Flush()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("crlindex: spill: %w", err)
-	}
+	bw.Reset(nil)
 	w.items = w.items[:0]
 	w.arena = w.arena[:0]
 	w.sorted = true
+	if err != nil {
+		return fmt.Errorf("crlindex: spill: %w", err)
+	}
 	return nil
 }
 
@@ -460,62 +512,87 @@ func (m *memSource) next() (bool, error) {
 func (m *memSource) key() []byte  { return m.buf }
 func (m *memSource) attr() uint32 { return m.items[m.i].attr }
 
+// fileSource reads a run file; the current record is a slice of the read
+// buffer, valid until the next call of next.
 type fileSource struct {
 	r   *bufio.Reader
-	buf []byte
+	rec []byte
 	k   int
-	h   [2]byte
 }
 
 func (f *fileSource) next() (bool, error) {
-	h := f.h[:]
-	if _, err := io.ReadFull(f.r, h); err != nil {
-		if err == io.EOF {
+	h, err := f.r.Peek(2)
+	if err != nil {
+		if err == io.EOF && len(h) == 0 {
 			return false, nil
 		}
-		return false, fmt.Errorf("crlindex: reading run: %w", err)
-	}
-	f.k = int(binary.LittleEndian.Uint16(h))
-	if cap(f.buf) < f.k+4 {
-		f.buf = make([]byte, f.k+4)
-	}
-	f.buf = f.buf[:f.k+4]
-	if _, err := io.ReadFull(f.r, f.buf); err != nil {
 		return false, fmt.Errorf("crlindex: reading run: %w", io.ErrUnexpectedEOF)
 	}
+	f.k = int(binary.LittleEndian.Uint16(h))
+	n := 2 + f.k + 4
+	if f.rec, err = f.r.Peek(n); err != nil {
+		return false, fmt.Errorf("crlindex: reading run: %w", io.ErrUnexpectedEOF)
+	}
+	f.r.Discard(n)
 	return true, nil
 }
-func (f *fileSource) key() []byte  { return f.buf[:f.k] }
-func (f *fileSource) attr() uint32 { return binary.LittleEndian.Uint32(f.buf[f.k:]) }
+func (f *fileSource) key() []byte  { return f.rec[2 : 2+f.k] }
+func (f *fileSource) attr() uint32 { return binary.LittleEndian.Uint32(f.rec[2+f.k:]) }
 
-// mergeSource merges sources (given oldest first) with a heap; equal keys
-// come out oldest first.
+// mergeSource merges sources (given oldest first) with a binary heap;
+// equal keys come out oldest first. Each cursor caches its key's first 16
+// bytes as integers, which decide almost every comparison.
 type mergeSource struct {
-	h       mergeHeap
+	h       []*cursor
 	started bool
 	all     []source
 }
 
-type mergeItem struct {
-	s   source
-	age int
+type cursor struct {
+	s      source
+	age    int
+	k0, k1 uint64
+	key    []byte
 }
-type mergeHeap []mergeItem
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	if c := bytes.Compare(h[i].s.key(), h[j].s.key()); c != 0 {
+func (c *cursor) load() {
+	c.key = c.s.key()
+	var b [16]byte
+	copy(b[:], c.key)
+	c.k0 = binary.BigEndian.Uint64(b[:8])
+	c.k1 = binary.BigEndian.Uint64(b[8:])
+}
+
+func cursorLess(a, b *cursor) bool {
+	if a.k0 != b.k0 {
+		return a.k0 < b.k0
+	}
+	if a.k1 != b.k1 {
+		return a.k1 < b.k1
+	}
+	if c := bytes.Compare(a.key, b.key); c != 0 {
 		return c < 0
 	}
-	return h[i].age < h[j].age
+	return a.age < b.age
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeItem)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (m *mergeSource) down(i int) {
+	h := m.h
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		j := l
+		if r := l + 1; r < len(h) && cursorLess(h[r], h[l]) {
+			j = r
+		}
+		if !cursorLess(h[j], h[i]) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 func (m *mergeSource) next() (bool, error) {
@@ -527,27 +604,35 @@ func (m *mergeSource) next() (bool, error) {
 				return false, err
 			}
 			if ok {
-				m.h = append(m.h, mergeItem{s, i})
+				c := &cursor{s: s, age: i}
+				c.load()
+				m.h = append(m.h, c)
 			}
 		}
-		heap.Init(&m.h)
+		for i := len(m.h)/2 - 1; i >= 0; i-- {
+			m.down(i)
+		}
 		return len(m.h) > 0, nil
 	}
 	if len(m.h) == 0 {
 		return false, nil
 	}
-	ok, err := m.h[0].s.next()
+	top := m.h[0]
+	ok, err := top.s.next()
 	if err != nil {
 		return false, err
 	}
 	if ok {
-		heap.Fix(&m.h, 0)
+		top.load()
 	} else {
-		heap.Pop(&m.h)
+		last := len(m.h) - 1
+		m.h[0] = m.h[last]
+		m.h = m.h[:last]
 	}
+	m.down(0)
 	return len(m.h) > 0, nil
 }
-func (m *mergeSource) key() []byte  { return m.h[0].s.key() }
+func (m *mergeSource) key() []byte  { return m.h[0].key }
 func (m *mergeSource) attr() uint32 { return m.h[0].s.attr() }
 
 // dedupe calls emit for every distinct key of src in order, with the attr
@@ -592,7 +677,8 @@ func dedupe(ctx context.Context, src source, emit func(key []byte, attr uint32) 
 // openSources opens runs for reading; the returned close function closes
 // them all.
 func (w *Writer) openSources(runs []*run) ([]source, func(), error) {
-	bufSize := min(ioBufSize, max(512, w.limit/(len(runs)+1)))
+	// At least one whole record (2 + 5 + MaxSerialLen + 4 bytes) must fit.
+	bufSize := min(ioBufSize, max(2048, w.limit/(len(runs)+1)))
 	var srcs []source
 	var files []*os.File
 	closeAll := func() {
@@ -673,11 +759,14 @@ func (w *Writer) Commit(ctx context.Context, finalPath string, metadata []byte) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w.sortItems()
+	if err := w.waitSpill(); err != nil {
+		return err
+	}
+	w.b.sortItems()
 	if err := w.reduceRuns(ctx); err != nil {
 		return err
 	}
-	mem := &memSource{items: w.items, arena: w.arena, i: -1}
+	mem := &memSource{items: w.b.items, arena: w.b.arena, i: -1}
 	var src source = mem
 	if len(w.runs) > 0 {
 		srcs, closeSrcs, err := w.openSources(w.runs)
@@ -752,11 +841,12 @@ func (w *Writer) Abort() {
 
 func (w *Writer) cleanup() {
 	w.done = true
+	w.waitSpill()
 	for _, r := range w.runs {
 		os.Remove(r.path)
 	}
 	w.runs = nil
-	w.items, w.arena, w.lastR, w.spillW, w.keyBuf = nil, nil, nil, nil, nil
+	w.b, w.spare, w.lastR = nil, nil, nil
 }
 
 // secBuf buffers one section, computing its CRC, and writes it at

@@ -57,6 +57,7 @@ import (
 
 	"github.com/kazashi/kazashi/firmware/crl"
 	"github.com/kazashi/kazashi/firmware/crlindex"
+	"github.com/kazashi/kazashi/firmware/verify"
 )
 
 // Errors of Import; branch with errors.Is. Every error names the input and
@@ -225,13 +226,13 @@ type list struct {
 	signer *x509.Certificate
 	idx    *crlindex.Index
 	file   string
-	fi     os.FileInfo // of the mapped file, to notice a replacement
+	fi     os.FileInfo      // of the mapped file, to notice a replacement
 	tables map[string][]int // certificate issuer DER → tables
 }
 
-func (l *list) Info() *crl.Info            { return &l.info }
-func (l *list) Signer() *x509.Certificate  { return l.signer }
-func (l *list) Meta() Meta                 { return l.meta }
+func (l *list) Info() *crl.Info           { return &l.info }
+func (l *list) Signer() *x509.Certificate { return l.signer }
+func (l *list) Meta() Meta                { return l.meta }
 
 // Entries counts the listed certificates of every table.
 func (l *list) Entries() (n int64) {
@@ -240,7 +241,7 @@ func (l *list) Entries() (n int64) {
 	}
 	return n
 }
-func (l *list) String() string             { return l.meta.Series }
+func (l *list) String() string               { return l.meta.Series }
 func (l *list) tablesOf(issuer []byte) []int { return l.tables[string(issuer)] }
 
 // Lookup implements crl.Usable. certIssuer selects the table: the CRL
@@ -294,7 +295,9 @@ func openList(path string) (*list, error) {
 		return nil, fmt.Errorf("%s: metadata names %d tables, index has %d", path, len(l.meta.Tables), idx.Tables())
 	}
 	var err error
-	if l.signer, err = x509.ParseCertificate(l.meta.Signer); err != nil {
+	// verify.ParseCertificate also takes distribution points named
+	// relative to the CRL issuer, which crypto/x509 refuses.
+	if l.signer, err = verify.ParseCertificate(l.meta.Signer); err != nil {
 		idx.Close()
 		return nil, fmt.Errorf("%s: signer certificate: %w", path, err)
 	}

@@ -500,3 +500,83 @@ func TestReloadSeesOtherProcess(t *testing.T) {
 		t.Errorf("after second Reload: 5 listed %v in #%v, want #2 without it", ok, n)
 	}
 }
+
+// TestWatch: a configured file is imported once, not parsed again while
+// unchanged (also after a restart), re-imported when it changes; a bad
+// replacement keeps the old data serving and shows in Status; an inbox
+// directory with a delta sorted before its base still ends merged.
+func TestWatch(t *testing.T) {
+	c := newCA(t, "watch", x509.KeyUsageCertSign|x509.KeyUsageCRLSign, false)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "auth.crl")
+	inbox := filepath.Join(dir, "inbox")
+	if err := os.Mkdir(inbox, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path string, der []byte) {
+		t.Helper()
+		if err := os.WriteFile(path+".tmp", der, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(file, c.crl(t, crlOpts{number: 1, entries: []entry{{serial: 5, reason: 1}}}))
+	s := openStore(t, filepath.Join(dir, "store"))
+	var imported []int64
+	w := &Watch{Store: s, Files: []string{file, inbox}, Signers: []*x509.Certificate{c.cert},
+		OnImport: func(_ context.Context, r *Result) { imported = append(imported, r.Info.Number.Int64()) }}
+	ctx := context.Background()
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(imported) != 1 || imported[0] != 1 {
+		t.Fatalf("imports %v, want [1] (the unchanged file not parsed again)", imported)
+	}
+	// A restart: the fingerprint file says the CRL is unchanged.
+	s.Close()
+	s = openStore(t, filepath.Join(dir, "store"))
+	w.Store = s
+	if err := w.Sync(ctx); err != nil || len(imported) != 1 {
+		t.Fatalf("after restart: %v, imports %v", err, imported)
+	}
+	// A corrupt replacement: refused, #1 keeps serving, Status names it.
+	write(file, c.crl(t, crlOpts{number: 2})[:300])
+	if err := w.Sync(ctx); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("corrupt replacement: %v, want ErrMalformed", err)
+	}
+	if _, ok, n := status(t, s, c, 5); !ok || n.Int64() != 1 {
+		t.Fatalf("after the refusal: listed %v in #%v, want #1", ok, n)
+	}
+	if msg := s.Status().Errors["auth.crl"]; !strings.Contains(msg, "malformed") {
+		t.Errorf("status errors %v, want auth.crl malformed", s.Status().Errors)
+	}
+	// A good one: imported, the error cleared.
+	write(file, c.crl(t, crlOpts{number: 3, this: t0.Add(time.Hour), entries: []entry{{serial: 6, reason: 1}}}))
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, n := status(t, s, c, 6); !ok || n.Int64() != 3 {
+		t.Fatalf("after the good file: listed %v in #%v", ok, n)
+	}
+	if len(s.Status().Errors) != 0 {
+		t.Errorf("errors not cleared: %v", s.Status().Errors)
+	}
+	// The inbox: "a-delta.crl" sorts before "b-base.crl".
+	os.Remove(file)
+	w.Files = []string{inbox}
+	write(filepath.Join(inbox, "a-delta.crl"), c.crl(t, crlOpts{number: 11, base: 10, this: t0.Add(3 * time.Hour), entries: []entry{{serial: 8, reason: 1}}}))
+	write(filepath.Join(inbox, "b-base.crl"), c.crl(t, crlOpts{number: 10, this: t0.Add(2 * time.Hour), entries: []entry{{serial: 7, reason: 1}}}))
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, serial := range []int64{7, 8} {
+		if _, ok, n := status(t, s, c, serial); !ok || n.Int64() != 11 {
+			t.Errorf("inbox: %d listed %v in #%v, want listed in the merged #11", serial, ok, n)
+		}
+	}
+}

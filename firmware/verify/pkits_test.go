@@ -16,7 +16,7 @@ import (
 	"github.com/kazashi/kazashi/firmware/verify"
 )
 
-// pkitsCase is one entry of testdata/pkits/pkits-crl-subset.json (derived
+// pkitsCase is one entry of testdata/pkits/pkits-crl-subset.json at the module root (derived
 // from pyhanko-certvalidator's NIST PKITS fixture, MIT; see SOURCE).
 type pkitsCase struct {
 	Section         string   `json:"section"`
@@ -55,7 +55,7 @@ var pkitsException = map[string]struct {
 
 func readPKITS(t *testing.T, dir, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "pkits", dir, name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pkits", dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestPKITS(t *testing.T) {
 	var suite struct {
 		Tests []pkitsCase `json:"tests"`
 	}
-	b, err := os.ReadFile(filepath.Join("testdata", "pkits", "pkits-crl-subset.json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pkits", "pkits-crl-subset.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

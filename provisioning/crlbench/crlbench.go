@@ -42,9 +42,9 @@ import (
 
 // Options configure Run.
 type Options struct {
-	Sizes     []int  // entries per CRL
-	CacheDir  string // generated CRLs are kept here between runs
-	WorkDir   string // indexes and daemon state (removed afterwards)
+	Sizes      []int  // entries per CRL
+	CacheDir   string // generated CRLs are kept here between runs
+	WorkDir    string // indexes and daemon state (removed afterwards)
 	Kazashictl string
 	Kazashid   string
 	Self       string // this binary, for the stdlib-parse and lookup modes
@@ -179,14 +179,14 @@ func lastLines(s string, n int) string {
 
 // Row is one size's measurements.
 type Row struct {
-	N                             int
-	CRLBytes                      int64
-	Ours, Stdlib, OpenSSL, Delta  Measured
-	OpenSSLErr                    error
-	IndexBytes                    int64
-	Lookup                        LookupResult
-	DaemonStart                   time.Duration
-	DaemonStartErr                error
+	N                            int
+	CRLBytes                     int64
+	Ours, Stdlib, OpenSSL, Delta Measured
+	OpenSSLErr                   error
+	IndexBytes                   int64
+	Lookup                       LookupResult
+	DaemonStart                  time.Duration
+	DaemonStartErr               error
 }
 
 // Run generates, measures and prints the table.

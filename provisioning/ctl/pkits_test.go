@@ -18,7 +18,7 @@ import (
 
 // pkitsDir holds the NIST PKITS revocation subset (public domain; the case
 // list from pyhanko-certvalidator, MIT), shared with firmware/verify's tests.
-const pkitsDir = "../../firmware/verify/testdata/pkits"
+const pkitsDir = "../../testdata/pkits"
 
 // pkitsTime is the validation time the upstream harness uses.
 var pkitsTime = time.Date(2022, 5, 1, 0, 0, 0, 0, time.UTC)
