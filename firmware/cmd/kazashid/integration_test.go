@@ -26,6 +26,7 @@ import (
 // started for the test, a backend subscriber.
 type rig struct {
 	t       *testing.T
+	dir     string
 	pki     *testpki.PKI
 	sim     *sim.Sim
 	cards   map[string]*sim.JPKICard
@@ -145,7 +146,7 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 		t.Fatal(err)
 	}
 
-	r := &rig{t: t, pki: pki, sim: s, cards: cards, proxy: proxy,
+	r := &rig{t: t, dir: dir, pki: pki, sim: s, cards: cards, proxy: proxy,
 		events: make(chan tap.Event, 32), raw: make(chan []byte, 32), status: make(chan []byte, 32),
 		stdout: &mqtttest.Buffer{}, stderr: &mqtttest.Buffer{}, done: make(chan error, 1), cancel: cancel}
 

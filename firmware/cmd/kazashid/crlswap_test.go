@@ -1,0 +1,95 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kazashi/kazashi/firmware/tap"
+	"github.com/kazashi/kazashi/provisioning/testpki"
+)
+
+// TestCRLSwappedWhileRunning: the operator replaces the configured CRL
+// while the kiosk runs. Every tap still produces exactly one event; taps
+// switch from the old CRL's verdict to the new one's and never back; an
+// older CRL copied over it afterwards is refused and the newer one keeps
+// judging. Events carry the age of the revocation data.
+func TestCRLSwappedWhileRunning(t *testing.T) {
+	r := newRig(t)
+	e, _ := r.tap(testpki.KindValid, 0)
+	if e.Reason != "ok" || e.TimeSource != tap.TimeSystem {
+		t.Fatalf("before the swap: reason %s time_source %s, want ok from the system clock", e.Reason, e.TimeSource)
+	}
+	if e.RevocationAgeS == nil || *e.RevocationAgeS < 3600 || *e.RevocationAgeS > 3600+900 {
+		t.Fatalf("revocation_age_s %v, want about an hour (the test CRL's thisUpdate is generation time − 1 h)", e.RevocationAgeS)
+	}
+
+	oldCRL, err := x509.ParseRevocationList(r.pki.CRL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(r.pki.Root)
+	valid, _ := x509.ParseCertificate(r.pki.Cards[testpki.KindValid].Cert)
+	newer, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:     new(big.Int).Add(oldCRL.Number, big.NewInt(1)),
+		ThisUpdate: oldCRL.ThisUpdate.Add(time.Minute),
+		NextUpdate: oldCRL.NextUpdate.Add(time.Minute),
+		RevokedCertificateEntries: append(oldCRL.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: valid.SerialNumber, RevocationTime: time.Now().Add(-time.Minute), ReasonCode: 1}),
+	}, root, r.pki.RootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlPath := filepath.Join(r.dir, "pki", testpki.CRLFile)
+	replace := func(der []byte) {
+		t.Helper()
+		tmp := crlPath + ".new"
+		if err := os.WriteFile(tmp, der, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, crlPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(newer)
+	// Tap on while the daemon notices (poll 200 ms): ok, …, ok, revoked, …
+	revokedAt := -1
+	for i := 0; i < 30 && revokedAt < 0; i++ {
+		e, _ := r.tap(testpki.KindValid, 0)
+		switch e.Reason {
+		case "ok":
+		case "revoked":
+			revokedAt = i
+		default:
+			t.Fatalf("tap %d during the swap: %s, want ok (old CRL) or revoked (new CRL)", i, e.Reason)
+		}
+	}
+	if revokedAt < 0 {
+		t.Fatal("the new CRL was not in use after 30 taps")
+	}
+	for i := 0; i < 3; i++ {
+		if e, _ := r.tap(testpki.KindValid, 0); e.Reason != "revoked" {
+			t.Fatalf("tap after the swap: %s, want revoked (never back to the old CRL)", e.Reason)
+		}
+	}
+
+	// The old CRL comes back (a replay): refused, the newer one stays.
+	replace(r.pki.CRL)
+	r.waitOutput(r.stderr, "CRL import failed", 1)
+	if !strings.Contains(r.stderr.String(), "not newer than the one already seen") {
+		t.Errorf("the log does not say why the old CRL was refused")
+	}
+	if e, _ := r.tap(testpki.KindValid, 0); e.Reason != "revoked" {
+		t.Fatalf("after the replay attempt: %s, want revoked", e.Reason)
+	}
+	select {
+	case e := <-r.events:
+		t.Fatalf("an extra event arrived: %+v", e)
+	default:
+	}
+}
