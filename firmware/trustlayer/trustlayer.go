@@ -7,8 +7,10 @@
 package trustlayer
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -228,4 +230,39 @@ func (l *Layer) VerifyJPKISign(ctx context.Context, der []byte) tap.Verdict {
 		return tap.Verdict{Reason: string(verify.ReasonCRLUnavailable), Detail: "no signature verifier configured for this profile"}
 	}
 	return verdict(r)
+}
+
+// Report publishes the Status as JSON through publish: at once, whenever
+// the revocation part changes (checked every second), and at least every
+// interval, until ctx ends. The daemon retains it on
+// <prefix>/<device>/status/revocation. Publish errors are logged and
+// retried at the next round.
+func (l *Layer) Report(ctx context.Context, interval time.Duration, publish func(ctx context.Context, payload []byte) error) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last []byte
+	var sent time.Time
+	for {
+		st := l.Status()
+		rev, _ := json.Marshal(st.Revocation)
+		if !bytes.Equal(rev, last) || time.Since(sent) >= interval {
+			b, err := json.Marshal(st)
+			if err == nil {
+				err = publish(ctx, b)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				l.log.Warn("revocation status not published", "err", err)
+			} else {
+				last, sent = rev, time.Now()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

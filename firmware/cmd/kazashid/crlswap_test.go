@@ -35,8 +35,9 @@ func TestCRLSwappedWhileRunning(t *testing.T) {
 	}
 	root, _ := x509.ParseCertificate(r.pki.Root)
 	valid, _ := x509.ParseCertificate(r.pki.Cards[testpki.KindValid].Cert)
+	newNumber := new(big.Int).Add(oldCRL.Number, big.NewInt(1))
 	newer, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number:     new(big.Int).Add(oldCRL.Number, big.NewInt(1)),
+		Number:     newNumber,
 		ThisUpdate: oldCRL.ThisUpdate.Add(time.Minute),
 		NextUpdate: oldCRL.NextUpdate.Add(time.Minute),
 		RevokedCertificateEntries: append(oldCRL.RevokedCertificateEntries,
@@ -86,6 +87,27 @@ func TestCRLSwappedWhileRunning(t *testing.T) {
 	}
 	if e, _ := r.tap(testpki.KindValid, 0); e.Reason != "revoked" {
 		t.Fatalf("after the replay attempt: %s, want revoked", e.Reason)
+	}
+	// The retained revocation status names the refused file and why, and
+	// still shows the newer CRL in use.
+	want := filepath.Base(crlPath)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var found bool
+		for _, p := range r.payloads() {
+			if strings.Contains(p, `"revocation_age_s"`) && strings.Contains(p, want) &&
+				strings.Contains(p, "not newer than the one already seen") &&
+				strings.Contains(p, `"number":`+newNumber.String()) {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no revocation status naming %s as refused with CRL #%s in use; payloads: %q", want, newNumber, r.payloads())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	select {
 	case e := <-r.events:

@@ -141,6 +141,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}, log)
 		if c != nil {
 			sink.attach(c)
+			go tl.Report(ctx, time.Minute, func(ctx context.Context, b []byte) error {
+				return c.Publish(ctx, prefix+"/status/revocation", b, 1, true)
+			})
 		}
 		clientc <- c
 	}()
