@@ -153,12 +153,6 @@ func unpackAttr(a uint32) (reason int, t time.Time) {
 	return reason, time.Unix(int64(a&minuteMask)*60, 0).UTC()
 }
 
-// validReasonCode reports whether the top nibble of an attribute is valid.
-func validReasonCode(a uint32) bool {
-	r := a >> 28
-	return r <= 10 || r == reasonAbsentCode
-}
-
 // choosePrefix returns the fan-out prefix bits for a set of width w holding
 // (at most) n entries.
 func choosePrefix(w int, n uint64) int {

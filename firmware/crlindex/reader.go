@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -157,18 +158,38 @@ func parse(data []byte) (*Index, error) {
 		st.fan = data[pos : pos+fl]
 		st.keys = data[pos+fl : pos+fl+kl]
 		st.attrs = data[pos+fl+kl : end]
-		if crc32.Checksum(st.fan, castagnoli) != le.Uint32(d[32:]) ||
-			crc32.Checksum(st.keys, castagnoli) != le.Uint32(d[36:]) ||
-			crc32.Checksum(st.attrs, castagnoli) != le.Uint32(d[40:]) {
-			return nil, corrupt("set %d: section checksum mismatch", s)
-		}
-		if err := st.check(s); err != nil {
-			return nil, err
-		}
 		pos = end
 	}
 	if pos != size {
 		return nil, corrupt("%d trailing bytes", size-pos)
+	}
+	// Checksums and structure (fan-out, key order, reason codes) are
+	// checked concurrently: both read the whole file.
+	var wg sync.WaitGroup
+	var crcErr error
+	wg.Go(func() {
+		for s := range x.sets {
+			st, d := &x.sets[s], data[fixedHeaderLen+s*descLen:]
+			if crc32.Checksum(st.fan, castagnoli) != le.Uint32(d[32:]) ||
+				crc32.Checksum(st.keys, castagnoli) != le.Uint32(d[36:]) ||
+				crc32.Checksum(st.attrs, castagnoli) != le.Uint32(d[40:]) {
+				crcErr = corrupt("set %d: section checksum mismatch", s)
+				return
+			}
+		}
+	})
+	var checkErr error
+	for s := range x.sets {
+		if checkErr = x.sets[s].check(s); checkErr != nil {
+			break
+		}
+	}
+	wg.Wait()
+	if crcErr != nil {
+		return nil, crcErr
+	}
+	if checkErr != nil {
+		return nil, checkErr
 	}
 	return x, nil
 }
@@ -176,27 +197,38 @@ func parse(data []byte) (*Index, error) {
 // check verifies the fan-out, the strict key order and the reason codes.
 func (st *set) check(s int) error {
 	le := binary.LittleEndian
-	for i := 0; i < st.n; i++ {
-		if !validReasonCode(le.Uint32(st.attrs[4*i:])) {
-			return corrupt("set %d: entry %d: bad reason code", s, i)
-		}
+	// Reason codes 11..14 are invalid: bits 11..14 of badReasons. Two
+	// attributes per 8-byte load.
+	const badReasons = 0x7800
+	var bad uint64
+	a := st.attrs
+	for ; len(a) >= 8; a = a[8:] {
+		w := le.Uint64(a)
+		bad |= badReasons>>(w>>28&15) | badReasons>>(w>>60)
+	}
+	if len(a) == 4 {
+		bad |= badReasons >> (le.Uint32(a) >> 28)
+	}
+	if bad&1 != 0 {
+		return corrupt("set %d: bad reason code", s)
 	}
 	if st.p == 0 {
 		return checkOrder(st.keys, st.kw, 0, st.n, s)
 	}
-	prev := uint32(0)
 	if le.Uint32(st.fan) != 0 || le.Uint32(st.fan[fanLen-4:]) != uint32(st.n) {
 		return corrupt("set %d: fan-out does not span the entries", s)
 	}
-	for b := 1; b <= 1<<16; b++ {
-		c := le.Uint32(st.fan[4*b:])
-		if c < prev {
+	for b := 4; b < fanLen; b += 4 {
+		if le.Uint32(st.fan[b:]) < le.Uint32(st.fan[b-4:]) {
 			return corrupt("set %d: fan-out decreases", s)
 		}
-		if err := checkOrder(st.keys, st.kw, int(prev), int(c), s); err != nil {
+	}
+	// Now every bucket lies within [0, N].
+	for b := 0; b < 1<<16; b++ {
+		lo, hi := le.Uint32(st.fan[4*b:]), le.Uint32(st.fan[4*b+4:])
+		if err := checkOrder(st.keys, st.kw, int(lo), int(hi), s); err != nil {
 			return err
 		}
-		prev = c
 	}
 	return nil
 }
@@ -209,14 +241,25 @@ func checkOrder(keys []byte, kw, lo, hi, s int) error {
 	if kw == 0 {
 		return corrupt("set %d: duplicate keys", s)
 	}
-	if kw == 8 { // the common case, compared as integers
-		prev := binary.BigEndian.Uint64(keys[lo*8:])
-		for i := lo + 1; i < hi; i++ {
-			k := binary.BigEndian.Uint64(keys[i*8:])
-			if k <= prev {
-				return corrupt("set %d: keys out of order at entry %d", s, i)
+	if kw <= 8 { // compared as integers: load 8 bytes, keep the first kw
+		shift := uint(64 - 8*kw)
+		load := func(i int) uint64 {
+			if o := i * kw; o+8 <= len(keys) {
+				return binary.BigEndian.Uint64(keys[o:]) >> shift
 			}
+			var b [8]byte
+			copy(b[8-kw:], keys[i*kw:(i+1)*kw])
+			return binary.BigEndian.Uint64(b[:])
+		}
+		prev := load(lo)
+		ok := true
+		for i := lo + 1; i < hi; i++ {
+			k := load(i)
+			ok = ok && k > prev
 			prev = k
+		}
+		if !ok {
+			return corrupt("set %d: keys out of order", s)
 		}
 		return nil
 	}

@@ -26,7 +26,7 @@ const (
 )
 
 const usage = `usage:
-  kazashictl verify cert --trust FILE|DIR [--intermediate FILE]... [--crl FILE]... [--at RFC3339] [--allow-test] CERT
+  kazashictl verify cert --trust FILE|DIR [--intermediate FILE]... [--crl FILE]... [--at RFC3339] CERT
   kazashictl crl import --issuer CA [--issuer CA]... --index DIR CRL...
   kazashictl crl inspect [--issuer CA]... CRL...
   kazashictl crl inspect --index DIR
@@ -94,7 +94,6 @@ func verifyCertCmd(ctx context.Context, args []string, io IO) (int, error) {
 	fs.Var(&inter, "intermediate", "intermediate CA certificate file (repeatable)")
 	fs.Var(&crls, "crl", "CRL file, complete or delta (repeatable)")
 	at := fs.String("at", "", "verification time, RFC 3339 (default: now)")
-	fs.BoolVar(&o.AllowTest, "allow-test", false, "accept O=JPKI-TEST anchors")
 	if err := fs.Parse(args); err != nil {
 		return ExitError, err
 	}

@@ -32,8 +32,6 @@ type VerifyCertOptions struct {
 	// At is the verification time; zero means Now().
 	At  time.Time
 	Now func() time.Time
-	// AllowTest accepts O=JPKI-TEST anchors (the demo PKI).
-	AllowTest bool
 }
 
 // Verdict is the JSON answer of `kazashictl verify cert`.
@@ -61,7 +59,8 @@ type CRLInput struct {
 }
 
 // VerifyCert verifies the certificate in certFile the way the daemon
-// does: the CRLs are imported into a fresh revocation store (complete
+// does, with RFC 5280 rules only (verify.PurposeAny: no JPKI key-usage
+// profile, any hierarchy the --trust files name): the CRLs are imported into a fresh revocation store (complete
 // CRLs first, each delta after its base), then the path is built and
 // every certificate on it checked (RFC 5280 §6.1, §6.3) at the given
 // time. An error means the inputs could not be read; an invalid
@@ -106,7 +105,7 @@ func VerifyCert(ctx context.Context, certFile string, o VerifyCertOptions) (*Ver
 
 	v, err := verify.New(verify.Options{
 		Anchors: anchors, Intermediates: inter, Revocation: store,
-		Now: now, AllowTest: o.AllowTest, Purpose: verify.PurposeAny,
+		Now: now, Purpose: verify.PurposeAny,
 	})
 	if err != nil {
 		return nil, err
