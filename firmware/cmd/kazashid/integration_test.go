@@ -69,6 +69,7 @@ type rigOptions struct {
 	floor        int    // profile.tries_floor, 0 = the daemon's default
 	inputTimeout string // holder_input.timeout, default 10s
 	extra        string // extra profile JSON members, e.g. `"individual_number_permitted": true`
+	poll         string // revocation.poll, default 200ms
 }
 
 func newRig(t *testing.T, opts ...rigOptions) *rig {
@@ -82,6 +83,9 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 	}
 	if o.inputTimeout == "" {
 		o.inputTimeout = "10s"
+	}
+	if o.poll == "" {
+		o.poll = "200ms"
 	}
 	mosq := mqtttest.StartMosquitto(t)
 	proxy := mqtttest.StartProxy(t, mosq.URL())
@@ -134,13 +138,13 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
             "cv_anchors": [%s], "allow_test": true},
   "mqtt": {"broker": %q},
   "state_dir": "state",
-  "revocation": {"poll": "200ms"},
+  "revocation": {"poll": %q},
   "pseudonym_key_file": "key",
   "log_level": "debug"
 }`, link, profile, socket, o.inputTimeout,
 		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
 		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
-		strings.Join(cv, ", "), proxy.URL())
+		strings.Join(cv, ", "), proxy.URL(), o.poll)
 	cfgPath := filepath.Join(dir, "kazashid.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
