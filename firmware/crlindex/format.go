@@ -9,6 +9,22 @@
 // The file is written once by a Writer and never modified in place; it is
 // replaced atomically (temp file, fsync, rename, directory fsync).
 //
+// # Use
+//
+// A Writer (Create, Add in any order, Commit or Abort) builds a file with
+// bounded memory; Open maps and verifies it; Lookup is exact and
+// allocation-free; Iterate lists a table in order. An Index is safe for
+// concurrent use, also concurrently with Close. Open verifies every byte
+// (CRC-32C of every section, layout, fan-out, key order, reason codes), so
+// a damaged or truncated file is refused with ErrCorrupt and never yields
+// an Index that could answer "not listed".
+//
+// Measured on the development VM (2 cores, AMD EPYC) with random 8-byte
+// serials added in random order: 10M entries build in about 3.5 s with peak
+// live heap 30 MiB (RSS 39 MiB) into a file of 10.03 bytes per entry; Open
+// verifies it in about 60 ms; a warm Lookup takes about 0.5 µs. See the
+// benchmarks in bench_test.go.
+//
 // # Serial numbers
 //
 // A serial is handled as an integer: Entry.Serial is its magnitude,
@@ -20,7 +36,7 @@
 // magnitudes left-padded with zeros to W bytes, so byte order is integer
 // order; a serial longer than W cannot be listed and is rejected at once.
 //
-// # File format (version 1)
+// # File format (version 2)
 //
 // All integers are little-endian unless noted; offsets are from the start of
 // the file; there is no padding anywhere, every byte of the file is covered by
@@ -28,40 +44,41 @@
 //
 //	Fixed header, 32 bytes
 //	  0  [8]byte  magic "KZCRLIX1"
-//	  8  uint8    format version (1)
+//	  8  uint8    format version (2; version 1, with keys and attributes in
+//	              separate arrays, was never released)
 //	  9  [3]byte  reserved, zero
 //	 12  uint32   T, number of tables (1 .. 65536)
 //	 16  uint64   total file size in bytes
 //	 24  uint32   M, metadata length (≤ 1 MiB)
 //	 28  uint32   CRC-32C of the metadata
-//	Set descriptors, T × 2 × 48 bytes, at 32: for table t, set 2t holds the
-//	negative serials, set 2t+1 the positive ones. Descriptor s at 32+48s:
+//	Set descriptors, T × 2 × 32 bytes, at 32: for table t, set 2t holds the
+//	negative serials, set 2t+1 the positive ones. Descriptor s at 32+32s:
 //	  +0  uint16  W, key width in bytes (longest magnitude in the set; 0 if the
 //	              set is empty or holds only serial 0)
 //	  +2  uint8   P, fan-out prefix bits: 0 or 16 (16 requires W ≥ 2)
 //	  +3  uint8   reserved, zero
 //	  +4  uint32  N, number of entries
-//	  +8  uint64  fan-out offset;   length (2^16+1)×4 if P = 16, else 0
-//	 +16  uint64  key offset;       length N × (W − P/8)
-//	 +24  uint64  attribute offset; length N × 4
-//	 +32  uint32  CRC-32C of the fan-out array
-//	 +36  uint32  CRC-32C of the key array
-//	 +40  uint32  CRC-32C of the attribute array
-//	 +44  uint32  reserved, zero
-//	32+96T  uint32  CRC-32C of bytes [0, 32+96T): fixed header and descriptors
-//	H = 36+96T: metadata, M opaque bytes given by the caller
+//	  +8  uint64  fan-out offset; length (2^16+1)×4 if P = 16, else 0
+//	 +16  uint64  entry offset;   length N × (W − P/8 + 4)
+//	 +24  uint32  CRC-32C of the fan-out array
+//	 +28  uint32  CRC-32C of the entry array
+//	32+64T  uint32  CRC-32C of bytes [0, 32+64T): fixed header and descriptors
+//	H = 36+64T: metadata, M opaque bytes given by the caller
 //	H+M: the sections of set 0, set 1, ..., set 2T−1, each set as
 //	  fan-out array  (P = 16 only) 2^16+1 uint32: entry b = number of keys
 //	                 whose first two bytes (big-endian) are < b; entry 0 = 0,
 //	                 entry 2^16 = N, non-decreasing
-//	  key array      N keys of W − P/8 bytes: the padded key without the P/8
-//	                 bytes the fan-out already says; strictly increasing
-//	                 (within each fan-out bucket when P = 16)
-//	  attribute array N uint32: bits 31..28 the CRLReason (RFC 5280 §5.3.1,
+//	  entry array    N records of K = W − P/8 key bytes then a uint32
+//	                 attribute. The key is the padded key without the P/8
+//	                 bytes the fan-out already says; keys are strictly
+//	                 increasing (within each fan-out bucket when P = 16).
+//	                 Attribute: bits 31..28 the CRLReason (RFC 5280 §5.3.1,
 //	                 0..10; 15 = no reasonCode), bits 27..0 the revocation
-//	                 time in minutes since 1970-01-01T00:00Z
+//	                 time in minutes since 1970-01-01T00:00Z.
 //	The sections are contiguous in exactly this order (offsets are stored
 //	and must equal this layout) and the last one ends at the file size.
+//	Keys and attributes share records so that the probe that finds a key
+//	has its attribute in the same cache line and page.
 //
 // Sizes: with 8-byte serials and more than 131074 entries in a set, the
 // writer uses P = 16 and an entry costs 6 key + 4 attribute = 10 bytes, plus
@@ -81,10 +98,10 @@ import (
 // Format constants.
 const (
 	magic         = "KZCRLIX1"
-	formatVersion = 1
+	formatVersion = 2
 
 	fixedHeaderLen = 32
-	descLen        = 48
+	descLen        = 32
 	fanLen         = (1<<16 + 1) * 4
 
 	// MaxMetadataLen is the largest metadata blob a file can carry.

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -42,20 +44,18 @@ func fixCRCs(b []byte) []byte {
 		if p == 16 {
 			fl = fanLen
 		}
-		kl := n * (w - p/8)
-		if kl < 0 || n > len(b) {
+		el := n * (w - p/8 + 4)
+		if el < 0 || n > len(b) {
 			break
 		}
 		le.PutUint64(d[8:], uint64(pos))
 		le.PutUint64(d[16:], uint64(pos+fl))
-		le.PutUint64(d[24:], uint64(pos+fl+kl))
-		end := pos + fl + kl + 4*n
+		end := pos + fl + el
 		if end > len(b) {
 			break
 		}
-		le.PutUint32(d[32:], crc32.Checksum(b[pos:pos+fl], castagnoli))
-		le.PutUint32(d[36:], crc32.Checksum(b[pos+fl:pos+fl+kl], castagnoli))
-		le.PutUint32(d[40:], crc32.Checksum(b[pos+fl+kl:end], castagnoli))
+		le.PutUint32(d[24:], crc32.Checksum(b[pos:pos+fl], castagnoli))
+		le.PutUint32(d[28:], crc32.Checksum(b[pos+fl:end], castagnoli))
 		pos = end
 	}
 	le.PutUint32(b[hl-4:], crc32.Checksum(b[:hl-4], castagnoli))
@@ -206,4 +206,65 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		exercise(t, x)
 	})
+}
+
+// TestStructuralCorruption damages a fan-out index behind valid checksums:
+// Open must refuse it or yield an index that behaves.
+func TestStructuralCorruption(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "idx")
+	rng := rand.New(rand.NewPCG(11, 12))
+	write(t, dir, path, WriterOptions{}, genEntries(rng, 140000, 1, 3, true), []byte("m"))
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := x.sets[1]
+	x.Close()
+	if st.p != 16 || st.kw != 1 {
+		t.Fatalf("set 1: P=%d kw=%d; want a fan-out", st.p, st.kw)
+	}
+	le := binary.LittleEndian
+	hl := headerLen(1) + 1
+	negLen := x.sets[0].n * x.sets[0].rec
+	fanOff := hl + negLen
+	entOff := fanOff + fanLen
+	for _, c := range []struct {
+		name string
+		mut  func(b []byte)
+	}{
+		{"fan entry past N", func(b []byte) { le.PutUint32(b[fanOff+4*100:], uint32(st.n+5)) }},
+		{"fan decreases", func(b []byte) { le.PutUint32(b[fanOff+4*100:], le.Uint32(b[fanOff+4*99:])-1) }},
+		{"fan end not N", func(b []byte) { le.PutUint32(b[fanOff+fanLen-4:], uint32(st.n-1)) }},
+		{"fan start not 0", func(b []byte) { le.PutUint32(b[fanOff:], 1) }},
+		{"keys swapped", func(b []byte) { b[entOff], b[entOff+st.rec] = b[entOff+st.rec], b[entOff] }},
+		{"duplicate key", func(b []byte) { b[entOff+st.rec] = b[entOff] }},
+		{"reason 12", func(b []byte) { b[entOff+st.rec*7+st.kw+3] = 0xC0 }},
+		{"prefix 8", func(b []byte) { b[fixedHeaderLen+descLen+2] = 8 }},
+		{"reserved", func(b []byte) { b[fixedHeaderLen+3] = 1 }},
+		{"version", func(b []byte) { b[8] = formatVersion + 1 }},
+		{"version 1", func(b []byte) { b[8] = 1 }},
+	} {
+		b := bytes.Clone(good)
+		c.mut(b)
+		if _, err := openBytes(t, dir, fixCRCs(b)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Open = %v, want ErrCorrupt", c.name, err)
+		}
+	}
+	for i := 0; i < 40; i++ {
+		b := bytes.Clone(good)
+		for k := 0; k < 1+rng.IntN(3); k++ {
+			b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+		}
+		if x, err := openBytes(t, dir, fixCRCs(b)); err == nil {
+			exercise(t, x)
+			x.Close()
+		} else if !errors.Is(err, ErrCorrupt) {
+			t.Fatal(err)
+		}
+	}
 }

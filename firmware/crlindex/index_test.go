@@ -579,6 +579,11 @@ func TestCrashLeavesFinalUntouched(t *testing.T) {
 		t.Fatal("old index unreadable")
 	}
 	x.Close()
+	// After the "crash", start-up clean-up removes the runs.
+	if n, err := RemoveTemps(dir); err != nil || n == 0 {
+		t.Fatalf("RemoveTemps = %d, %v", n, err)
+	}
+	assertOnly(t, dir, "idx")
 	w.Abort()
 	assertOnly(t, dir, "idx")
 }
@@ -690,4 +695,35 @@ func TestLookupAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() { x.Lookup(0, hit, false); x.Lookup(0, miss, false) }); a != 0 {
 		t.Fatalf("Lookup allocates %.1f times", a)
 	}
+}
+
+func TestCommitToOtherDir(t *testing.T) {
+	runDir, outDir := t.TempDir(), t.TempDir()
+	path := filepath.Join(outDir, "idx")
+	rng := rand.New(rand.NewPCG(13, 14))
+	entries := genEntries(rng, 3000, 1, 8, true)
+	w, err := Create(runDir, WriterOptions{MemoryLimit: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range entries {
+		if err := w.Add(&entries[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(context.Background(), path, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertOnly(t, runDir)
+	assertOnly(t, outDir, "idx")
+	x, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	m := model{}
+	for _, e := range entries {
+		m.add(e)
+	}
+	checkIndex(t, x, m, 1, rng)
 }

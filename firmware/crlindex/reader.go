@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"os"
 	"runtime"
 	"sync"
@@ -32,10 +33,10 @@ type Index struct {
 
 type set struct {
 	w, p, kw int // key width, prefix bits, stored key bytes (w − p/8)
+	rec      int // entry record size, kw + 4
 	n        int
 	fan      []byte // (2^16+1)×4 bytes when p == 16
-	keys     []byte
-	attrs    []byte
+	ents     []byte // n records: key, attribute
 }
 
 func corrupt(format string, args ...any) error {
@@ -130,7 +131,7 @@ func parse(data []byte) (*Index, error) {
 		w := uint64(le.Uint16(d[0:]))
 		p := uint64(d[2])
 		n := uint64(le.Uint32(d[4:]))
-		if d[3] != 0 || le.Uint32(d[44:]) != 0 {
+		if d[3] != 0 {
 			return nil, corrupt("set %d: reserved bytes not zero", s)
 		}
 		if p != 0 && p != 16 || p == 16 && w < 2 {
@@ -144,20 +145,18 @@ func parse(data []byte) (*Index, error) {
 			fl = fanLen
 		}
 		kw := w - p/8
-		kl := n * kw
-		al := n * 4
-		if le.Uint64(d[8:]) != pos || le.Uint64(d[16:]) != pos+fl || le.Uint64(d[24:]) != pos+fl+kl {
+		el := n * (kw + 4)
+		if le.Uint64(d[8:]) != pos || le.Uint64(d[16:]) != pos+fl {
 			return nil, corrupt("set %d: section offsets do not match the layout", s)
 		}
-		end := pos + fl + kl + al
+		end := pos + fl + el
 		if end > size {
 			return nil, corrupt("set %d: sections end at %d, past the file end %d", s, end, size)
 		}
 		st := &x.sets[s]
-		st.w, st.p, st.kw, st.n = int(w), int(p), int(kw), int(n)
-		st.fan = data[pos : pos+fl]
-		st.keys = data[pos+fl : pos+fl+kl]
-		st.attrs = data[pos+fl+kl : end]
+		st.w, st.p, st.kw, st.rec, st.n = int(w), int(p), int(kw), int(kw+4), int(n)
+		st.fan = data[pos : pos+fl : pos+fl]
+		st.ents = data[pos+fl : end : end]
 		pos = end
 	}
 	if pos != size {
@@ -170,51 +169,49 @@ func parse(data []byte) (*Index, error) {
 	wg.Go(func() {
 		for s := range x.sets {
 			st, d := &x.sets[s], data[fixedHeaderLen+s*descLen:]
-			if crc32.Checksum(st.fan, castagnoli) != le.Uint32(d[32:]) ||
-				crc32.Checksum(st.keys, castagnoli) != le.Uint32(d[36:]) ||
-				crc32.Checksum(st.attrs, castagnoli) != le.Uint32(d[40:]) {
+			if crc32.Checksum(st.fan, castagnoli) != le.Uint32(d[24:]) ||
+				crc32.Checksum(st.ents, castagnoli) != le.Uint32(d[28:]) {
 				crcErr = corrupt("set %d: section checksum mismatch", s)
 				return
 			}
 		}
 	})
-	var checkErr error
+	var checkErr [2]error
 	for s := range x.sets {
-		if checkErr = x.sets[s].check(s); checkErr != nil {
+		if err := x.sets[s].checkFan(s); err != nil {
+			checkErr[0] = err
 			break
 		}
 	}
-	wg.Wait()
-	if crcErr != nil {
-		return nil, crcErr
+	if checkErr[0] == nil {
+		wg.Go(func() {
+			for s := range x.sets {
+				if checkErr[1] = x.sets[s].checkHalf(s, 1); checkErr[1] != nil {
+					return
+				}
+			}
+		})
+		for s := range x.sets {
+			if checkErr[0] = x.sets[s].checkHalf(s, 0); checkErr[0] != nil {
+				break
+			}
+		}
 	}
-	if checkErr != nil {
-		return nil, checkErr
+	wg.Wait()
+	for _, err := range []error{crcErr, checkErr[0], checkErr[1]} {
+		if err != nil {
+			return nil, err
+		}
 	}
 	return x, nil
 }
 
-// check verifies the fan-out, the strict key order and the reason codes.
-func (st *set) check(s int) error {
-	le := binary.LittleEndian
-	// Reason codes 11..14 are invalid: bits 11..14 of badReasons. Two
-	// attributes per 8-byte load.
-	const badReasons = 0x7800
-	var bad uint64
-	a := st.attrs
-	for ; len(a) >= 8; a = a[8:] {
-		w := le.Uint64(a)
-		bad |= badReasons>>(w>>28&15) | badReasons>>(w>>60)
-	}
-	if len(a) == 4 {
-		bad |= badReasons >> (le.Uint32(a) >> 28)
-	}
-	if bad&1 != 0 {
-		return corrupt("set %d: bad reason code", s)
-	}
+// checkFan verifies the fan-out array: 0 .. N, non-decreasing.
+func (st *set) checkFan(s int) error {
 	if st.p == 0 {
-		return checkOrder(st.keys, st.kw, 0, st.n, s)
+		return nil
 	}
+	le := binary.LittleEndian
 	if le.Uint32(st.fan) != 0 || le.Uint32(st.fan[fanLen-4:]) != uint32(st.n) {
 		return corrupt("set %d: fan-out does not span the entries", s)
 	}
@@ -223,52 +220,75 @@ func (st *set) check(s int) error {
 			return corrupt("set %d: fan-out decreases", s)
 		}
 	}
-	// Now every bucket lies within [0, N].
-	for b := 0; b < 1<<16; b++ {
-		lo, hi := le.Uint32(st.fan[4*b:]), le.Uint32(st.fan[4*b+4:])
-		if err := checkOrder(st.keys, st.kw, int(lo), int(hi), s); err != nil {
-			return err
+	return nil
+}
+
+// checkHalf verifies the reason codes and the strict key order of half
+// (0 or 1) of the entries; the fan-out must have been checked.
+func (st *set) checkHalf(s, half int) error {
+	ok := true
+	if st.p == 0 {
+		mid := st.n / 2
+		if half == 0 {
+			ok = st.checkRun(0, mid)
+		} else {
+			ok = st.checkRun(max(mid-1, 0), st.n)
 		}
+	} else {
+		le := binary.LittleEndian
+		for b := half << 15; b < (half+1)<<15 && ok; b++ {
+			ok = st.checkRun(int(le.Uint32(st.fan[4*b:])), int(le.Uint32(st.fan[4*b+4:])))
+		}
+	}
+	if !ok {
+		return corrupt("set %d: keys out of order or bad reason code", s)
 	}
 	return nil
 }
 
-// checkOrder verifies keys[lo:hi] (of width kw) are strictly increasing.
-func checkOrder(keys []byte, kw, lo, hi, s int) error {
+// badReasons has bits 11..14 set: reason codes 11..14 are invalid.
+const badReasons = 0x7800
+
+// checkRun reports whether the entries [lo, hi) have valid reason codes and
+// strictly increasing keys.
+func (st *set) checkRun(lo, hi int) bool {
+	if hi <= lo {
+		return true
+	}
+	kw, rec, ents := st.kw, st.rec, st.ents[lo*st.rec:hi*st.rec]
+	var bad uint32
+	for o := rec - 1; o < len(ents); o += rec {
+		bad |= badReasons >> (ents[o] >> 4)
+	}
+	if bad&1 != 0 {
+		return false
+	}
 	if hi-lo < 2 {
-		return nil
+		return true
 	}
-	if kw == 0 {
-		return corrupt("set %d: duplicate keys", s)
-	}
-	if kw <= 8 { // compared as integers: load 8 bytes, keep the first kw
+	switch {
+	case kw == 0:
+		return false // two equal (empty) keys
+	case kw >= 4 && kw <= 8:
+		// Compared as integers: a record has ≥ 8 bytes, load 8 and keep
+		// the key's.
 		shift := uint(64 - 8*kw)
-		load := func(i int) uint64 {
-			if o := i * kw; o+8 <= len(keys) {
-				return binary.BigEndian.Uint64(keys[o:]) >> shift
-			}
-			var b [8]byte
-			copy(b[8-kw:], keys[i*kw:(i+1)*kw])
-			return binary.BigEndian.Uint64(b[:])
-		}
-		prev := load(lo)
-		ok := true
-		for i := lo + 1; i < hi; i++ {
-			k := load(i)
-			ok = ok && k > prev
+		prev := binary.BigEndian.Uint64(ents) >> shift
+		inc := true
+		for o := rec; o+8 <= len(ents); o += rec {
+			k := binary.BigEndian.Uint64(ents[o:]) >> shift
+			inc = inc && k > prev
 			prev = k
 		}
-		if !ok {
-			return corrupt("set %d: keys out of order", s)
+		return inc
+	default:
+		for o := rec; o < len(ents); o += rec {
+			if bytes.Compare(ents[o-rec:o-rec+kw], ents[o:o+kw]) >= 0 {
+				return false
+			}
 		}
-		return nil
+		return true
 	}
-	for i := lo + 1; i < hi; i++ {
-		if bytes.Compare(keys[(i-1)*kw:i*kw], keys[i*kw:(i+1)*kw]) >= 0 {
-			return corrupt("set %d: keys out of order at entry %d", s, i)
-		}
-	}
-	return nil
 }
 
 // Metadata returns the caller's metadata blob (a copy owned by the Index;
@@ -341,31 +361,86 @@ func (x *Index) lookup(table int, serial []byte, negative bool) (Entry, bool) {
 			z = 0
 		}
 	}
-	kw := st.kw
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		k := st.keys[m*kw : m*kw+kw]
-		c := 0
-		for _, b := range k[:z] {
-			if b != 0 {
-				c = 1
-				break
+	if m := st.find(lo, hi, z, q); m >= 0 {
+		r, t := unpackAttr(binary.LittleEndian.Uint32(st.ents[m*st.rec+st.kw:]))
+		return Entry{Table: uint16(table), Serial: mag, Negative: neg, Reason: r, RevokedAt: t}, true
+	}
+	return Entry{}, false
+}
+
+// cmpKey compares the key of entry m with the query (z zero bytes, then q).
+func cmpKey(ents []byte, rec, kw, m, z int, q []byte) int {
+	k := ents[m*rec : m*rec+kw]
+	for _, b := range k[:z] {
+		if b != 0 {
+			return 1
+		}
+	}
+	return bytes.Compare(k[z:], q)
+}
+
+// find returns the index in [lo, hi) of the key equal to the query (z zero
+// bytes, then q), or -1. Serials are mostly random or dense, so the first
+// probe is interpolated as if the keys were spread evenly over their value
+// range, then the search gallops from there (probes near the estimate share
+// cache lines) and ends in a binary search: O(log n) probes at worst, about
+// two cache lines for evenly spread keys.
+func (st *set) find(lo, hi, z int, q []byte) int {
+	ents, rec, kw := st.ents, st.rec, st.kw
+	if hi-lo > 8 {
+		var b [8]byte
+		if z < 8 {
+			copy(b[z:], q)
+		}
+		e, _ := bits.Mul64(binary.BigEndian.Uint64(b[:]), uint64(hi-lo))
+		m := lo + int(e)
+		c := cmpKey(ents, rec, kw, m, z, q)
+		switch {
+		case c == 0:
+			return m
+		case c < 0: // in (m, hi)
+			lo = m + 1
+			for step := 1; m+step < hi; step <<= 1 {
+				r := m + step
+				cr := cmpKey(ents, rec, kw, r, z, q)
+				if cr == 0 {
+					return r
+				}
+				if cr > 0 {
+					hi = r
+					break
+				}
+				lo = r + 1
+			}
+		default: // in [lo, m)
+			hi = m
+			for step := 1; m-step >= lo; step <<= 1 {
+				r := m - step
+				cr := cmpKey(ents, rec, kw, r, z, q)
+				if cr == 0 {
+					return r
+				}
+				if cr < 0 {
+					lo = r + 1
+					break
+				}
+				hi = r
 			}
 		}
-		if c == 0 {
-			c = bytes.Compare(k[z:], q)
-		}
+	}
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		c := cmpKey(ents, rec, kw, m, z, q)
 		switch {
 		case c < 0:
 			lo = m + 1
 		case c > 0:
 			hi = m
 		default:
-			r, t := unpackAttr(binary.LittleEndian.Uint32(st.attrs[4*m:]))
-			return Entry{Table: uint16(table), Serial: mag, Negative: neg, Reason: r, RevokedAt: t}, true
+			return m
 		}
 	}
-	return Entry{}, false
+	return -1
 }
 
 // Iterate calls fn for every entry of table in file order: negative serials
@@ -400,8 +475,9 @@ func (x *Index) Iterate(table int, fn func(*Entry) error) error {
 				k[0], k[1] = byte(b>>8), byte(b)
 				k = k[2:]
 			}
-			copy(k, st.keys[i*st.kw:(i+1)*st.kw])
-			a := binary.LittleEndian.Uint32(st.attrs[4*i:])
+			r := st.ents[i*st.rec : (i+1)*st.rec]
+			copy(k, r[:st.kw])
+			a := binary.LittleEndian.Uint32(r[st.kw:])
 			x.inflight.Add(-1)
 			e.Table = uint16(table)
 			e.Serial = trimZeros(buf)

@@ -13,15 +13,20 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // WriterOptions configure a Writer.
 type WriterOptions struct {
-	// MemoryLimit bounds the bytes the Writer keeps for buffered entries
-	// (the sort arena and its offset array). Beyond it, sorted runs are
-	// spilled to temp files in the Writer's directory and k-way merged at
-	// Commit. 0 means 32 MiB; values below 1 KiB are raised to 1 KiB. Small
-	// fixed buffers (read/write buffers, one 256 KiB fan-out array) come on top.
+	// MemoryLimit bounds the bytes the Writer keeps for buffered entries:
+	// two buffers of up to MemoryLimit/2 each (one filled by Add while the
+	// other is sorted and written as a run in the background), 24 bytes per
+	// entry plus the bytes of serials longer than 11. Beyond it, sorted runs
+	// are spilled to temp files in the Writer's directory and k-way merged
+	// at Commit. 0 means 32 MiB; values below 1 KiB are raised to 1 KiB.
+	// Small fixed buffers (64 KiB per open run while merging, 64 at most,
+	// one 256 KiB fan-out array) come on top. Measured with 10M 8-byte
+	// serials and the default: peak live heap 30 MiB, peak RSS 39 MiB.
 	MemoryLimit int
 	// Tables is the number of tables in the file, 1..65536 (0 means 1).
 	Tables int
@@ -52,10 +57,15 @@ type setStat struct {
 // keys is the file order. Buffered entries are fixed 24-byte items holding
 // the key's first 16 bytes (whole keys of serials up to 11 bytes) and the
 // attributes; longer keys keep their remaining bytes in an arena. When the
-// buffer is full it is sorted (equal keys in arrival order) and spilled as
-// a run file of records [key length uint16 LE][key][attr uint32 LE]. While
+// buffer is full it is sorted (radix sort; equal keys in arrival order) and
+// spilled by a background goroutine as a run file of records [key length
+// uint16 LE][key][attr uint32 LE], while Add fills the other buffer. While
 // input arrives in order nothing is sorted and every spill extends the one
-// run file.
+// run file, so Commit has nothing to merge.
+//
+// Add, Commit and Abort must not be called concurrently; Abort (or a
+// failed Commit) is what removes the run files, so a caller that gives up
+// on a Writer must call Abort.
 type Writer struct {
 	dir    string
 	limit  int
@@ -422,7 +432,7 @@ func (w *Writer) spill() error {
 		// In-order input: extend the one run.
 		f, err = os.OpenFile(w.runs[0].path, os.O_WRONLY|os.O_APPEND, 0)
 	} else {
-		f, err = os.CreateTemp(w.dir, ".kzcrlix-run-*")
+		f, err = os.CreateTemp(w.dir, runPrefix+"*")
 		if err == nil {
 			w.runs = append(w.runs, &run{path: f.Name()})
 		}
@@ -707,7 +717,7 @@ func (w *Writer) reduceRuns(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		f, err := os.CreateTemp(w.dir, ".kzcrlix-run-*")
+		f, err := os.CreateTemp(w.dir, runPrefix+"*")
 		if err != nil {
 			closeSrcs()
 			return fmt.Errorf("crlindex: merge: %w", err)
@@ -743,11 +753,40 @@ func (w *Writer) reduceRuns(ctx context.Context) error {
 	return nil
 }
 
+// Temp file name prefixes (RemoveTemps).
+const (
+	runPrefix = ".kzcrlix-run-"
+	tmpPrefix = ".kzcrlix-tmp-"
+)
+
+// RemoveTemps removes the run and temp files that Writers which did not
+// finish (a crash, a kill) left in dir. Call it at start-up, when no Writer
+// uses dir. It returns the number of files removed.
+func RemoveTemps(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("crlindex: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		name := e.Name()
+		if e.Type().IsRegular() && (strings.HasPrefix(name, runPrefix) || strings.HasPrefix(name, tmpPrefix)) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return n, fmt.Errorf("crlindex: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Commit merges everything added, writes the index to a temp file in the
 // directory of finalPath, fsyncs it, renames it to finalPath (replacing an
 // existing file atomically: a reader that has the old file open keeps
 // reading the old data) and fsyncs the directory. All temp and run files are
 // removed, whatever the outcome; the Writer cannot be used afterwards.
+// ctx is checked every 65536 entries while merging; cancellation returns
+// ctx.Err().
 func (w *Writer) Commit(ctx context.Context, finalPath string, metadata []byte) (err error) {
 	if w.done {
 		return ErrClosed
@@ -778,7 +817,7 @@ func (w *Writer) Commit(ctx context.Context, finalPath string, metadata []byte) 
 	}
 
 	dir := filepath.Dir(finalPath)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(finalPath)+".tmp-*")
+	f, err := os.CreateTemp(dir, tmpPrefix+filepath.Base(finalPath)+"-*")
 	if err != nil {
 		return fmt.Errorf("crlindex: %w", err)
 	}
@@ -791,8 +830,7 @@ func (w *Writer) Commit(ctx context.Context, finalPath string, metadata []byte) 
 			os.Remove(tmp)
 		}
 	}()
-	fw := &fileWriter{w: w, f: f, dir: w.dir}
-	defer fw.closeAttrTemp()
+	fw := &fileWriter{w: w, f: f}
 	if err := fw.write(ctx, src, metadata); err != nil {
 		return err
 	}
@@ -874,39 +912,25 @@ func (s *secBuf) flush() error {
 }
 
 type setDesc struct {
-	w, p    int
-	n       uint64
-	fanOff  int64
-	keyOff  int64
-	attrOff int64
-	crcFan  uint32
-	crcKey  uint32
-	crcAttr uint32
+	w, p   int
+	n      uint64
+	fanOff int64
+	entOff int64
+	crcFan uint32
+	crcEnt uint32
 }
 
 // fileWriter lays out the final file.
 type fileWriter struct {
 	w    *Writer
 	f    *os.File
-	dir  string
 	pos  int64
 	desc []setDesc
 
 	cur     int // current set, -1 before the first
 	fan     []uint32
 	scratch []byte
-	keys    secBuf
-	attrs   secBuf
-	attrMem bytes.Buffer
-	attrF   *os.File
-}
-
-func (fw *fileWriter) closeAttrTemp() {
-	if fw.attrF != nil {
-		fw.attrF.Close()
-		os.Remove(fw.attrF.Name())
-		fw.attrF = nil
-	}
+	ents    secBuf
 }
 
 func (fw *fileWriter) write(ctx context.Context, src source, metadata []byte) error {
@@ -919,17 +943,14 @@ func (fw *fileWriter) write(ctx context.Context, src source, metadata []byte) er
 	}
 	fw.pos = int64(hl + len(metadata))
 	fw.cur = -1
-	fw.keys.buf = make([]byte, 0, ioBufSize)
-	fw.attrs.buf = make([]byte, 0, ioBufSize)
+	fw.ents.buf = make([]byte, 0, ioBufSize)
 	err := dedupe(ctx, src, func(k []byte, a uint32) error {
 		si := int(binary.BigEndian.Uint16(k))*2 + int(k[2])
 		for fw.cur < si {
 			if err := fw.finishSet(); err != nil {
 				return err
 			}
-			if err := fw.startSet(fw.cur + 1); err != nil {
-				return err
-			}
+			fw.startSet(fw.cur + 1)
 		}
 		return fw.add(k[5:], a)
 	})
@@ -941,9 +962,7 @@ func (fw *fileWriter) write(ctx context.Context, src source, metadata []byte) er
 			return err
 		}
 		if fw.cur+1 < nsets {
-			if err := fw.startSet(fw.cur + 1); err != nil {
-				return err
-			}
+			fw.startSet(fw.cur + 1)
 		} else {
 			fw.cur = nsets
 		}
@@ -962,11 +981,9 @@ func (fw *fileWriter) write(ctx context.Context, src source, metadata []byte) er
 		b[2] = byte(d.p)
 		binary.LittleEndian.PutUint32(b[4:], uint32(d.n))
 		binary.LittleEndian.PutUint64(b[8:], uint64(d.fanOff))
-		binary.LittleEndian.PutUint64(b[16:], uint64(d.keyOff))
-		binary.LittleEndian.PutUint64(b[24:], uint64(d.attrOff))
-		binary.LittleEndian.PutUint32(b[32:], d.crcFan)
-		binary.LittleEndian.PutUint32(b[36:], d.crcKey)
-		binary.LittleEndian.PutUint32(b[40:], d.crcAttr)
+		binary.LittleEndian.PutUint64(b[16:], uint64(d.entOff))
+		binary.LittleEndian.PutUint32(b[24:], d.crcFan)
+		binary.LittleEndian.PutUint32(b[28:], d.crcEnt)
 	}
 	binary.LittleEndian.PutUint32(hdr[hl-4:], crc32.Checksum(hdr[:hl-4], castagnoli))
 	if _, err := fw.f.WriteAt(hdr, 0); err != nil {
@@ -975,7 +992,7 @@ func (fw *fileWriter) write(ctx context.Context, src source, metadata []byte) er
 	return nil
 }
 
-func (fw *fileWriter) startSet(si int) error {
+func (fw *fileWriter) startSet(si int) {
 	fw.cur = si
 	st := fw.w.stats[si]
 	d := &fw.desc[si]
@@ -986,38 +1003,19 @@ func (fw *fileWriter) startSet(si int) error {
 	d.p = choosePrefix(d.w, st.count)
 	d.fanOff = fw.pos
 	if d.p == 16 {
+		// The fan-out is known at the end of the set; its place is kept.
 		if fw.fan == nil {
 			fw.fan = make([]uint32, 1<<16+1)
 		}
 		clear(fw.fan)
 		fw.pos += fanLen
 	}
-	d.keyOff = fw.pos
+	d.entOff = fw.pos
 	if cap(fw.scratch) < d.w {
 		fw.scratch = make([]byte, d.w)
 	}
 	fw.scratch = fw.scratch[:d.w]
-	fw.keys.reset(io.NewOffsetWriter(fw.f, d.keyOff))
-	// Attributes go after the keys, whose count is known only at the end:
-	// buffer them in memory when small, else in a temp file.
-	if st.count*4 <= uint64(max(fw.w.limit/8, 64<<10)) {
-		fw.attrMem.Reset()
-		fw.attrMem.Grow(int(st.count * 4))
-		fw.attrs.reset(&fw.attrMem)
-	} else {
-		if fw.attrF == nil {
-			f, err := os.CreateTemp(fw.dir, ".kzcrlix-attr-*")
-			if err != nil {
-				return fmt.Errorf("crlindex: %w", err)
-			}
-			fw.attrF = f
-		}
-		if err := fw.attrF.Truncate(0); err != nil {
-			return fmt.Errorf("crlindex: %w", err)
-		}
-		fw.attrs.reset(io.NewOffsetWriter(fw.attrF, 0))
-	}
-	return nil
+	fw.ents.reset(io.NewOffsetWriter(fw.f, d.entOff))
 }
 
 func (fw *fileWriter) add(mag []byte, a uint32) error {
@@ -1034,15 +1032,10 @@ func (fw *fileWriter) add(mag []byte, a uint32) error {
 		k = k[2:]
 	}
 	d.n++
-	fw.keys.buf = append(fw.keys.buf, k...)
-	if len(fw.keys.buf) >= ioBufSize-len(k) {
-		if err := fw.keys.flush(); err != nil {
-			return fmt.Errorf("crlindex: write: %w", err)
-		}
-	}
-	fw.attrs.buf = binary.LittleEndian.AppendUint32(fw.attrs.buf, a)
-	if len(fw.attrs.buf) >= ioBufSize-4 {
-		if err := fw.attrs.flush(); err != nil {
+	fw.ents.buf = append(fw.ents.buf, k...)
+	fw.ents.buf = binary.LittleEndian.AppendUint32(fw.ents.buf, a)
+	if len(fw.ents.buf) >= ioBufSize-len(k)-4 {
+		if err := fw.ents.flush(); err != nil {
 			return fmt.Errorf("crlindex: write: %w", err)
 		}
 	}
@@ -1057,31 +1050,11 @@ func (fw *fileWriter) finishSet() error {
 	if d.n > 1<<32-1 {
 		return errors.New("crlindex: more than 2^32-1 entries in one set")
 	}
-	if err := fw.keys.flush(); err != nil {
+	if err := fw.ents.flush(); err != nil {
 		return fmt.Errorf("crlindex: write: %w", err)
 	}
-	if err := fw.attrs.flush(); err != nil {
-		return fmt.Errorf("crlindex: write: %w", err)
-	}
-	d.crcKey = fw.keys.crc
-	d.crcAttr = fw.attrs.crc
-	fw.pos = d.keyOff + fw.keys.n
-	d.attrOff = fw.pos
-	if fw.attrs.out == &fw.attrMem {
-		if _, err := fw.f.WriteAt(fw.attrMem.Bytes(), d.attrOff); err != nil {
-			return fmt.Errorf("crlindex: write: %w", err)
-		}
-	} else {
-		buf := make([]byte, 256<<10)
-		n, err := io.CopyBuffer(io.NewOffsetWriter(fw.f, d.attrOff), io.NewSectionReader(fw.attrF, 0, fw.attrs.n), buf)
-		if err == nil && n != fw.attrs.n {
-			err = io.ErrShortWrite
-		}
-		if err != nil {
-			return fmt.Errorf("crlindex: write: %w", err)
-		}
-	}
-	fw.pos += fw.attrs.n
+	d.crcEnt = fw.ents.crc
+	fw.pos = d.entOff + fw.ents.n
 	if d.p == 16 {
 		fb := make([]byte, fanLen)
 		var sum uint32

@@ -531,6 +531,18 @@ func (s *Store) Import(ctx context.Context, r io.Reader, signers []*x509.Certifi
 		return nil, err
 	}
 	defer unlock()
+	// Under the lock no other importer writes here: temporary files left
+	// by one that crashed can go.
+	if n, err := crlindex.RemoveTemps(s.dir); err != nil {
+		s.log.Warn("temporary index files not removed", "err", err)
+	} else if n > 0 {
+		s.log.Info("removed temporary index files of an interrupted import", "files", n)
+	}
+	if stale, _ := filepath.Glob(filepath.Join(s.dir, ".delta-*"+indexExt)); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 
 	w, err := crlindex.Create(s.dir, crlindex.WriterOptions{MemoryLimit: s.opts.MemoryLimit, Tables: maxTables})
 	if err != nil {
