@@ -90,6 +90,7 @@
 package crlindex
 
 import (
+	"bytes"
 	"errors"
 	"hash/crc32"
 	"time"
@@ -177,4 +178,24 @@ func choosePrefix(w int, n uint64) int {
 		return 16
 	}
 	return 0
+}
+
+// Compare orders entries of one table as Iterate yields them and as the
+// Writer sorts them: negative serials first, then by magnitude (shorter
+// first, then bytewise). It returns -1, 0 or +1. Serials must be minimal
+// (no leading zeros), as Iterate returns them.
+func Compare(a, b *Entry) int {
+	if a.Negative != b.Negative {
+		if a.Negative {
+			return -1
+		}
+		return 1
+	}
+	if len(a.Serial) != len(b.Serial) {
+		if len(a.Serial) < len(b.Serial) {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(a.Serial, b.Serial)
 }

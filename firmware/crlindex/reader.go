@@ -37,6 +37,7 @@ type set struct {
 	n        int
 	fan      []byte // (2^16+1)×4 bytes when p == 16
 	ents     []byte // n records: key, attribute
+	off      int    // offset of ents in the file
 }
 
 func corrupt(format string, args ...any) error {
@@ -157,53 +158,79 @@ func parse(data []byte) (*Index, error) {
 		st.w, st.p, st.kw, st.rec, st.n = int(w), int(p), int(kw), int(kw+4), int(n)
 		st.fan = data[pos : pos+fl : pos+fl]
 		st.ents = data[pos+fl : end : end]
+		st.off = int(pos + fl)
 		pos = end
 	}
 	if pos != size {
 		return nil, corrupt("%d trailing bytes", size-pos)
 	}
 	// Checksums and structure (fan-out, key order, reason codes) are
-	// checked concurrently: both read the whole file.
-	var wg sync.WaitGroup
-	var crcErr error
-	wg.Go(func() {
-		for s := range x.sets {
-			st, d := &x.sets[s], data[fixedHeaderLen+s*descLen:]
-			if crc32.Checksum(st.fan, castagnoli) != le.Uint32(d[24:]) ||
-				crc32.Checksum(st.ents, castagnoli) != le.Uint32(d[28:]) {
-				crcErr = corrupt("set %d: section checksum mismatch", s)
-				return
-			}
-		}
-	})
-	var checkErr [2]error
+	// checked window by window, the CRC and the structure of a window
+	// concurrently; each verified window is released (dropped from this
+	// process's resident pages, still in the page cache), so opening a
+	// 100 MB index does not leave 100 MB resident: lookups fault in the
+	// few pages they touch.
 	for s := range x.sets {
-		if err := x.sets[s].checkFan(s); err != nil {
-			checkErr[0] = err
-			break
-		}
-	}
-	if checkErr[0] == nil {
-		wg.Go(func() {
-			for s := range x.sets {
-				if checkErr[1] = x.sets[s].checkHalf(s, 1); checkErr[1] != nil {
-					return
-				}
-			}
-		})
-		for s := range x.sets {
-			if checkErr[0] = x.sets[s].checkHalf(s, 0); checkErr[0] != nil {
-				break
-			}
-		}
-	}
-	wg.Wait()
-	for _, err := range []error{crcErr, checkErr[0], checkErr[1]} {
-		if err != nil {
+		if err := x.sets[s].verify(s, data[fixedHeaderLen+s*descLen:], data); err != nil {
 			return nil, err
 		}
 	}
+	release(data, 0, len(data))
 	return x, nil
+}
+
+// verifyWindow is how many bytes of entries are checked before their
+// pages are released.
+const verifyWindow = 8 << 20
+
+// verify checks the set's CRCs (d is its descriptor) and structure.
+func (st *set) verify(s int, d, data []byte) error {
+	le := binary.LittleEndian
+	if crc32.Checksum(st.fan, castagnoli) != le.Uint32(d[24:]) {
+		return corrupt("set %d: section checksum mismatch", s)
+	}
+	if err := st.checkFan(s); err != nil {
+		return err
+	}
+	per := max(verifyWindow/max(st.rec, 1), 1)
+	crc := uint32(0)
+	bucket := 0
+	base := st.off
+	for a := 0; a < st.n || a == 0; a += per {
+		b := min(a+per, st.n)
+		prefetch(data, base+a*st.rec, base+b*st.rec)
+		var wg sync.WaitGroup
+		wg.Go(func() { crc = crc32.Update(crc, castagnoli, st.ents[a*st.rec:b*st.rec]) })
+		ok := true
+		if st.p == 0 {
+			ok = st.checkRun(max(a-1, 0), b)
+		} else {
+			// Keys increase within a fan-out bucket: check the parts of
+			// the buckets in [a-1, b).
+			for ; bucket < 1<<16 && ok; bucket++ {
+				fa, fb := int(le.Uint32(st.fan[4*bucket:])), int(le.Uint32(st.fan[4*bucket+4:]))
+				if fa >= b {
+					break
+				}
+				ok = st.checkRun(max(fa, a-1), min(fb, b))
+				if fb > b {
+					break // continues in the next window
+				}
+			}
+		}
+		wg.Wait()
+		if !ok {
+			return corrupt("set %d: keys out of order or bad reason code", s)
+		}
+		release(data, base+a*st.rec, base+b*st.rec)
+		if st.n == 0 {
+			break
+		}
+	}
+	if crc != le.Uint32(d[28:]) {
+		return corrupt("set %d: section checksum mismatch", s)
+	}
+	return nil
 }
 
 // checkFan verifies the fan-out array: 0 .. N, non-decreasing.
@@ -461,11 +488,17 @@ func (x *Index) Iterate(table int, fn func(*Entry) error) error {
 		}
 		buf = buf[:st.w]
 		b := 0
+		released := 0 // entries below this offset were released
 		for i := 0; i < st.n; i++ {
 			x.inflight.Add(1)
 			if x.closed.Load() {
 				x.inflight.Add(-1)
 				return ErrClosed
+			}
+			// A full pass (a delta merge, a diff) need not stay resident.
+			if o := i * st.rec; o-released >= verifyWindow {
+				release(x.data, st.off+released, st.off+o)
+				released = o
 			}
 			k := buf
 			if st.p == 16 {

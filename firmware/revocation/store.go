@@ -758,37 +758,63 @@ func (s *Store) merge(ctx context.Context, base *list, deltaPath string, deltaTa
 			w.Abort()
 		}
 	}()
+	// A merge-join per table, in table order, keeps the writer's input
+	// sorted (its fast path: no sort, no spill): the delta's entries, few
+	// and held in memory, override or remove the base's.
 	var n int64
-	for t := range base.meta.Tables {
-		dts := deltaTablesOf(tableOf[string(base.meta.Tables[t])])
-		err := base.idx.Iterate(t, func(e *crlindex.Entry) error {
-			for _, dt := range dts {
-				if _, named := d.Lookup(dt, e.Serial, e.Negative); named {
-					return nil
-				}
+	for t := range tables {
+		var ds []crlindex.Entry
+		dts := deltaTablesOf(uint16(t))
+		for _, dt := range dts {
+			err := d.Iterate(dt, func(e *crlindex.Entry) error {
+				c := *e
+				c.Serial = bytes.Clone(e.Serial)
+				ds = append(ds, c)
+				return nil
+			})
+			if err != nil {
+				return 0, fmt.Errorf("revocation: merge: %w", err)
 			}
-			e.Table = tableOf[string(base.meta.Tables[t])]
-			n++
-			return w.Add(e)
-		})
-		if err != nil {
-			return 0, fmt.Errorf("revocation: merge: %w", err)
 		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		if len(dts) > 1 {
+			slices.SortStableFunc(ds, func(a, b crlindex.Entry) int { return crlindex.Compare(&a, &b) })
 		}
-	}
-	for dt := range deltaTables {
-		err := d.Iterate(dt, func(e *crlindex.Entry) error {
+		j := 0
+		emit := func(e *crlindex.Entry) error {
 			if e.Reason == crl.ReasonRemoveFromCRL {
 				return nil
 			}
-			e.Table = dmap[dt]
+			e.Table = uint16(t)
 			n++
 			return w.Add(e)
-		})
-		if err != nil {
-			return 0, fmt.Errorf("revocation: merge: %w", err)
+		}
+		if t < len(base.meta.Tables) {
+			err := base.idx.Iterate(t, func(e *crlindex.Entry) error {
+				for j < len(ds) && crlindex.Compare(&ds[j], e) < 0 {
+					if err := emit(&ds[j]); err != nil {
+						return err
+					}
+					j++
+				}
+				if j < len(ds) && crlindex.Compare(&ds[j], e) == 0 {
+					j++
+					return emit(&ds[j-1]) // the delta's word replaces the base's
+				}
+				e.Table = uint16(t)
+				n++
+				return w.Add(e)
+			})
+			if err != nil {
+				return 0, fmt.Errorf("revocation: merge: %w", err)
+			}
+		}
+		for ; j < len(ds); j++ {
+			if err := emit(&ds[j]); err != nil {
+				return 0, fmt.Errorf("revocation: merge: %w", err)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
 		}
 	}
 	if err := w.Commit(ctx, final, meta(tables, n)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	mrand "math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -580,3 +581,67 @@ func TestWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaMergeRandom checks merges against a map: random bases and
+// deltas that add, change reasons and remove, serials of every length.
+func TestDeltaMergeRandom(t *testing.T) {
+	c := newCA(t, "random", x509.KeyUsageCertSign|x509.KeyUsageCRLSign, true)
+	rng := newRand(7)
+	for round := range 8 {
+		s := openStore(t, t.TempDir())
+		model := map[int64]int{}
+		var base []entry
+		for range 300 {
+			serial := rng.Int63n(1 << uint(8+rng.Intn(48)))
+			if _, dup := model[serial]; dup {
+				continue
+			}
+			r := []int{1, 3, 4, 6}[rng.Intn(4)] // not 0: x509 writes unspecified as no reasonCode
+			model[serial] = r
+			base = append(base, entry{serial: serial, reason: r})
+		}
+		mustImport(t, s, c.crl(t, crlOpts{number: 10, entries: base}), c.cert)
+		var delta []entry
+		next := map[int64]int{}
+		for k, v := range model {
+			next[k] = v
+		}
+		for _, e := range base {
+			switch rng.Intn(4) {
+			case 0:
+				delta = append(delta, entry{serial: e.serial, reason: crl.ReasonRemoveFromCRL})
+				delete(next, e.serial)
+			case 1:
+				delta = append(delta, entry{serial: e.serial, reason: 1})
+				next[e.serial] = 1
+			}
+		}
+		for range 100 {
+			serial := rng.Int63n(1 << uint(8+rng.Intn(48)))
+			if _, in := next[serial]; in {
+				continue
+			}
+			delta = append(delta, entry{serial: serial, reason: 5})
+			next[serial] = 5
+		}
+		r := mustImport(t, s, c.crl(t, crlOpts{number: 11, base: 10, this: t0.Add(time.Hour), entries: delta}), c.cert)
+		if r.Entries != int64(len(next)) {
+			t.Fatalf("round %d: %d entries after the merge, want %d", round, r.Entries, len(next))
+		}
+		for serial, reason := range next {
+			if rv, ok, _ := status(t, s, c, serial); !ok || rv.Reason != reason {
+				t.Fatalf("round %d: serial %d listed %v reason %d, want reason %d", round, serial, ok, rv.Reason, reason)
+			}
+		}
+		for serial := range model {
+			if _, in := next[serial]; in {
+				continue
+			}
+			if _, ok, _ := status(t, s, c, serial); ok {
+				t.Fatalf("round %d: removed serial %d still listed", round, serial)
+			}
+		}
+	}
+}
+
+func newRand(seed int64) *mrand.Rand { return mrand.New(mrand.NewSource(seed)) }
