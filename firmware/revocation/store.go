@@ -52,6 +52,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -559,7 +560,10 @@ func (s *Store) Import(ctx context.Context, r io.Reader, signers []*x509.Certifi
 	// values get their own, in order of appearance.
 	tables := [][]byte{nil}
 	tableOf := map[string]uint16{}
-	var sawRemove, sawNonDirectory bool
+	var sawRemove bool
+	// The parser and the index writer run on their own goroutines (a
+	// kiosk board has 2–4 cores), handing entries over in batches.
+	feed := newFeeder(w)
 	var ie crlindex.Entry
 	pr := &progressReader{r: r, fn: progress}
 	p, err := crl.Parse(ctx, pr, func(e *crl.Entry) error {
@@ -576,15 +580,17 @@ func (s *Store) Import(ctx context.Context, r io.Reader, signers []*x509.Certifi
 			}
 			ie.Table = t
 		} else if e.NonDirectoryIssuer {
-			sawNonDirectory = true
-			return nil // cannot name any certificate issuer we match
+			return nil // names no certificate issuer that could match
 		}
 		if e.Reason == crl.ReasonRemoveFromCRL {
 			sawRemove = true
 		}
 		ie.Serial, ie.Negative, ie.Reason, ie.RevokedAt = e.Serial, e.Negative, e.Reason, e.RevokedAt
-		return w.Add(&ie)
+		return feed.add(&ie)
 	})
+	if ferr := feed.close(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrUnsupported):
@@ -596,7 +602,6 @@ func (s *Store) Import(ctx context.Context, r io.Reader, signers []*x509.Certifi
 		return nil, err
 	}
 	tables[0] = p.RawIssuer
-	_ = sawNonDirectory
 
 	signer, err := pickSigner(p, signers)
 	if err != nil {
@@ -922,4 +927,81 @@ func (s *Store) DropCaches() error {
 		}
 	}
 	return nil
+}
+
+// feeder hands entries to an index writer on another goroutine, in
+// batches; at most two batches are in flight, so memory stays bounded.
+type feeder struct {
+	w    *crlindex.Writer
+	cur  *batch
+	work chan *batch
+	free chan *batch
+	done chan error
+	fail atomic.Pointer[error] // the writer's first error, seen by flush
+}
+
+type batch struct {
+	ents []crlindex.Entry
+	buf  []byte // the serials' bytes
+}
+
+const batchLen = 4096
+
+func newFeeder(w *crlindex.Writer) *feeder {
+	f := &feeder{w: w, work: make(chan *batch, 2), free: make(chan *batch, 3), done: make(chan error, 1)}
+	for range 3 {
+		f.free <- &batch{ents: make([]crlindex.Entry, 0, batchLen), buf: make([]byte, 0, batchLen*24)}
+	}
+	f.cur = <-f.free
+	go func() {
+		var err error
+		for b := range f.work {
+			for i := range b.ents {
+				if err == nil {
+					if err = w.Add(&b.ents[i]); err != nil {
+						f.fail.Store(&err)
+					}
+				}
+			}
+			b.ents, b.buf = b.ents[:0], b.buf[:0]
+			f.free <- b
+		}
+		f.done <- err
+	}()
+	return f
+}
+
+// add copies e into the current batch.
+func (f *feeder) add(e *crlindex.Entry) error {
+	b := f.cur
+	if len(b.ents) == batchLen || len(b.buf)+len(e.Serial) > cap(b.buf) {
+		if err := f.flush(); err != nil {
+			return err
+		}
+		b = f.cur
+	}
+	c := *e
+	start := len(b.buf)
+	b.buf = append(b.buf, e.Serial...)
+	c.Serial = b.buf[start:len(b.buf):len(b.buf)]
+	b.ents = append(b.ents, c)
+	return nil
+}
+
+func (f *feeder) flush() error {
+	if err := f.fail.Load(); err != nil {
+		return *err // close still waits for the writer
+	}
+	f.work <- f.cur
+	f.cur = <-f.free
+	return nil
+}
+
+// close hands over the last batch and waits for the writer.
+func (f *feeder) close() error {
+	if len(f.cur.ents) > 0 {
+		f.work <- f.cur
+	}
+	close(f.work)
+	return <-f.done
 }
