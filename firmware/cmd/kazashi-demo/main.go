@@ -16,12 +16,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,24 +57,33 @@ type demoTap struct{ kind, reason, assurance string }
 // genuine certificate copied from the valid card: card-check accepts it
 // (and says only "certificate read"); every profile that proves more
 // refuses it.
+//
+// The last phase is a CRL update while the kiosk runs: the demo, as the
+// fleet manager, imports a newer CRL that also lists the valid card with
+// kazashictl into the kiosk's store and sends SIGHUP; the next tap of the
+// valid card is revoked.
 var phases = []struct {
-	profile string
-	taps    []demoTap
+	profile   string
+	crlUpdate bool
+	taps      []demoTap
 }{
-	{"card-check", []demoTap{
+	{"card-check", false, []demoTap{
 		{testpki.KindValid, "ok", "certificate-read"},
 		{testpki.KindRevoked, "revoked", "none"},
 		{testpki.KindExpired, "expired", "none"},
 		{testpki.KindUnknownCA, "untrusted", "none"},
 		{testpki.KindClone, "ok", "certificate-read"},
 	}},
-	{"face-check", []demoTap{
+	{"face-check", false, []demoTap{
 		{testpki.KindValid, "ok", "genuine-card"},
 		{testpki.KindClone, "not-genuine", "none"},
 	}},
-	{"pin-auth", []demoTap{
+	{"pin-auth", false, []demoTap{
 		{testpki.KindValid, "ok", "possession-proven"},
 		{testpki.KindClone, "not-genuine", "none"},
+	}},
+	{"card-check", true, []demoTap{
+		{testpki.KindValid, "revoked", "none"},
 	}},
 }
 
@@ -144,7 +155,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	say("backend subscribed to kazashi/+/events on %s", b.Addr())
+	revStatus := make(chan []byte, 16)
+	err = sub.Subscribe(ctx, "kazashi/+/status/revocation", 1, func(_ string, payload []byte) {
+		select {
+		case revStatus <- payload:
+		default: // only the latest matter
+		}
+	})
+	if err != nil {
+		return err
+	}
+	say("backend subscribed to kazashi/+/events and kazashi/+/status/revocation on %s", b.Addr())
 
 	keyFile := filepath.Join(*work, "pseudonym.key")
 	key := make([]byte, 32)
@@ -161,8 +182,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	for _, ph := range phases {
 		f, err := runPhase(ctx, out, phaseEnv{
 			bin: *binDir, work: *work, pkiDir: pkiDir, pki: pki, link: link, ctlURL: ctlURL,
-			broker: b.Addr(), keyFile: keyFile, events: events,
-		}, ph.profile, ph.taps)
+			broker: b.Addr(), keyFile: keyFile, events: events, revStatus: revStatus,
+		}, ph.profile, ph.crlUpdate, ph.taps)
 		if err != nil {
 			return err
 		}
@@ -172,7 +193,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(failures) > 0 {
 		return fmt.Errorf("demo failed: %s", strings.Join(failures, "; "))
 	}
-	say("all %d taps in %d profiles verified and published as expected in %v", n, len(phases), time.Since(start).Round(time.Millisecond))
+	say("all %d taps in %d daemon runs verified and published as expected, a CRL update included, in %v", n, len(phases), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -180,10 +201,11 @@ type phaseEnv struct {
 	bin, work, pkiDir, link, ctlURL, broker, keyFile string
 	pki                                              *testpki.PKI
 	events                                           chan tap.Event
+	revStatus                                        chan []byte
 }
 
 // runPhase starts the daemon with one profile, taps the cards and stops it.
-func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, taps []demoTap) ([]string, error) {
+func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, crlUpdate bool, taps []demoTap) ([]string, error) {
 	say := func(format string, a ...any) { fmt.Fprintf(out, "demo: "+format+"\n", a...) }
 	say("=== profile %s", profile)
 	socket := filepath.Join(env.work, "run-"+profile, "holder.sock")
@@ -254,6 +276,12 @@ func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, 
 		}
 	}()
 
+	if crlUpdate {
+		if err := updateCRL(ctx, out, env, daemon); err != nil {
+			return nil, err
+		}
+	}
+
 	var failures []string
 	for _, tp := range taps {
 		say("--- %s: tapping the %q card", profile, tp.kind)
@@ -284,6 +312,69 @@ func runPhase(ctx context.Context, out io.Writer, env phaseEnv, profile string, 
 		time.Sleep(600 * time.Millisecond)
 	}
 	return failures, nil
+}
+
+// updateCRL plays the fleet manager: a newer CRL of the test root that
+// also lists the valid card goes into the running kiosk's store with
+// `kazashictl crl import`, then SIGHUP; it waits until the kiosk's retained
+// revocation status shows the new CRL number.
+func updateCRL(ctx context.Context, out io.Writer, env phaseEnv, daemon *process) error {
+	say := func(format string, a ...any) { fmt.Fprintf(out, "demo: "+format+"\n", a...) }
+	old, err := x509.ParseRevocationList(env.pki.CRL)
+	if err != nil {
+		return err
+	}
+	root, err := x509.ParseCertificate(env.pki.Root)
+	if err != nil {
+		return err
+	}
+	valid, err := x509.ParseCertificate(env.pki.Cards[testpki.KindValid].Cert)
+	if err != nil {
+		return err
+	}
+	number := new(big.Int).Add(old.Number, big.NewInt(1))
+	now := time.Now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: number, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(47 * time.Hour),
+		RevokedCertificateEntries: append(old.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: valid.SerialNumber, RevocationTime: now.Add(-time.Minute), ReasonCode: 1}),
+	}, root, env.pki.RootKey)
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(env.work, "crl-update.crl")
+	if err := os.WriteFile(file, der, 0o644); err != nil {
+		return err
+	}
+	say("=== fleet update: CRL #%s, which also lists the valid card, into the running kiosk", number)
+	cmd := exec.CommandContext(ctx, filepath.Join(env.bin, "kazashictl"), "crl", "import",
+		"--issuer", filepath.Join(env.pkiDir, testpki.AnchorFile), "--index", filepath.Join(env.work, "state", "revocation"), file)
+	res, err := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(res)), "\n") {
+		fmt.Fprintf(out, "  [kazashictl] %s\n", l)
+	}
+	if err != nil {
+		return fmt.Errorf("kazashictl crl import: %w", err)
+	}
+	if err := daemon.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return err
+	}
+	say("sent SIGHUP to kazashid; waiting for its revocation status to show CRL #%s", number)
+	want := `"number":` + number.String()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case st := <-env.revStatus:
+			if bytes.Contains(st, []byte(want)) {
+				say("the kiosk now judges taps by CRL #%s", number)
+				return nil
+			}
+		case <-deadline:
+			return fmt.Errorf("the kiosk did not report CRL #%s within 15 s", number)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func simControl(ctx context.Context, base, method, path string) error {
