@@ -250,29 +250,6 @@ func (st *set) checkFan(s int) error {
 	return nil
 }
 
-// checkHalf verifies the reason codes and the strict key order of half
-// (0 or 1) of the entries; the fan-out must have been checked.
-func (st *set) checkHalf(s, half int) error {
-	ok := true
-	if st.p == 0 {
-		mid := st.n / 2
-		if half == 0 {
-			ok = st.checkRun(0, mid)
-		} else {
-			ok = st.checkRun(max(mid-1, 0), st.n)
-		}
-	} else {
-		le := binary.LittleEndian
-		for b := half << 15; b < (half+1)<<15 && ok; b++ {
-			ok = st.checkRun(int(le.Uint32(st.fan[4*b:])), int(le.Uint32(st.fan[4*b+4:])))
-		}
-	}
-	if !ok {
-		return corrupt("set %d: keys out of order or bad reason code", s)
-	}
-	return nil
-}
-
 // badReasons has bits 11..14 set: reason codes 11..14 are invalid.
 const badReasons = 0x7800
 

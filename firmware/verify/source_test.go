@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -161,167 +160,57 @@ func merge(base, delta *memCRL) *memCRL {
 	return m
 }
 
-var (
-	oidAKI          = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidCRLNumber    = asn1.ObjectIdentifier{2, 5, 29, 20}
-	oidDeltaCRL     = asn1.ObjectIdentifier{2, 5, 29, 27}
-	oidFreshestCRL  = asn1.ObjectIdentifier{2, 5, 29, 46}
-	oidReasonCode   = asn1.ObjectIdentifier{2, 5, 29, 21}
-	oidInvalidity   = asn1.ObjectIdentifier{2, 5, 29, 24}
-	oidCertIssuer   = asn1.ObjectIdentifier{2, 5, 29, 29}
-	errNoSigner     = errors.New("no pool certificate with the CRL issuer's name verifies the signature")
-	errTrailingData = errors.New("trailing data")
-)
+var errNoSigner = errors.New("no pool certificate with the CRL issuer's name verifies the signature")
 
 func parseMemCRL(pool []*x509.Certificate, der []byte) (*memCRL, error) {
-	rl, err := x509.ParseRevocationList(der)
+	// The double reads CRLs with the real streaming parser (its own tests
+	// compare it with crypto/x509) and keeps the entries in a map.
+	c := &memCRL{entries: make(map[string]kcrl.Revocation)}
+	type listed struct {
+		issuer []byte // nil: the CRL issuer
+		serial *big.Int
+		r      kcrl.Revocation
+	}
+	var all []listed
+	var issuer []byte
+	p, err := kcrl.Parse(context.Background(), bytes.NewReader(der), func(e *kcrl.Entry) error {
+		switch {
+		case e.CertificateIssuer != nil:
+			issuer = bytes.Clone(e.CertificateIssuer)
+		case e.NonDirectoryIssuer:
+			issuer = []byte("not a directory name: matches no certificate")
+		}
+		serial := new(big.Int).SetBytes(e.Serial)
+		if e.Negative {
+			serial.Neg(serial)
+		}
+		all = append(all, listed{issuer, serial, kcrl.Revocation{Reason: e.Reason, RevokedAt: e.RevokedAt}})
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if len(rl.Raw) != len(der) {
-		return nil, errTrailingData
+	for _, l := range all {
+		if l.issuer == nil {
+			l.issuer = p.RawIssuer
+		}
+		c.entries[entryKey(l.issuer, l.serial)] = l.r
 	}
-	c := &memCRL{entries: make(map[string]kcrl.Revocation)}
-	for _, p := range pool {
-		if bytes.Equal(p.RawSubject, rl.RawIssuer) && rl.SignatureAlgorithm != x509.SHA1WithRSA &&
-			p.CheckSignature(rl.SignatureAlgorithm, rl.RawTBSRevocationList, rl.Signature) == nil {
-			c.signer = p
+	for _, cand := range pool {
+		if bytes.Equal(cand.RawSubject, p.RawIssuer) && p.CheckSignature(cand.PublicKey) == nil {
+			c.signer = cand
 			break
 		}
 	}
 	if c.signer == nil {
 		return nil, errNoSigner
 	}
-	c.info = kcrl.Info{
-		Version: 2, SignatureAlgorithm: rl.SignatureAlgorithm, RawIssuer: rl.RawIssuer,
-		ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate, Number: rl.Number, AuthorityKeyID: rl.AuthorityKeyId,
-		Entries: int64(len(rl.RevokedCertificateEntries)),
-	}
-	for _, e := range rl.Extensions {
-		switch {
-		case e.Id.Equal(oidAKI), e.Id.Equal(oidCRLNumber):
-		case e.Id.Equal(oidDeltaCRL):
-			c.info.BaseNumber = new(big.Int)
-			if rest, err := asn1.Unmarshal(e.Value, &c.info.BaseNumber); err != nil || len(rest) > 0 {
-				return nil, errors.New("malformed deltaCRLIndicator")
-			}
-		case e.Id.Equal(oidIDP):
-			if c.info.IDP, err = parseTestIDP(e.Value); err != nil {
-				return nil, err
-			}
-			c.scope = string(e.Value)
-		case e.Id.Equal(oidFreshestCRL):
-			c.info.FreshestCRL = true
-		case e.Critical:
-			c.info.UnknownCritical = append(c.info.UnknownCritical, e.Id)
-		}
+	c.info = p.Info
+	if p.IDP != nil {
+		c.scope = string(p.IDP.Raw)
 	}
 	if c.info.BaseNumber != nil && c.info.Number == nil {
 		return nil, errors.New("delta CRL without cRLNumber")
 	}
-	issuer := rl.RawIssuer
-	for _, entry := range rl.RevokedCertificateEntries {
-		reason, unknown := kcrl.ReasonAbsent, false
-		for _, e := range entry.Extensions {
-			switch {
-			case e.Id.Equal(oidReasonCode):
-				var r asn1.Enumerated
-				if _, err := asn1.Unmarshal(e.Value, &r); err != nil {
-					return nil, errors.New("malformed reasonCode")
-				}
-				reason = int(r)
-			case e.Id.Equal(oidCertIssuer):
-				c.info.HasCertificateIssuer = true
-				issuer = firstDirectoryName(e.Value)
-			case e.Id.Equal(oidInvalidity):
-			case e.Critical:
-				unknown = true
-			}
-		}
-		if unknown {
-			c.info.EntryUnknownCritical++
-		}
-		c.entries[entryKey(issuer, entry.SerialNumber)] = kcrl.Revocation{Reason: reason, RevokedAt: entry.RevocationTime}
-	}
 	return c, nil
-}
-
-// firstDirectoryName returns the first directoryName of a DER
-// GeneralNames, or nil (no directory issuer: the entry matches nothing).
-func firstDirectoryName(gns []byte) []byte {
-	var seq asn1.RawValue
-	if _, err := asn1.Unmarshal(gns, &seq); err != nil {
-		return nil
-	}
-	for in := seq.Bytes; len(in) > 0; {
-		var gn asn1.RawValue
-		var err error
-		if in, err = asn1.Unmarshal(in, &gn); err != nil {
-			return nil
-		}
-		if gn.Class == asn1.ClassContextSpecific && gn.Tag == 4 {
-			return gn.Bytes
-		}
-	}
-	return nil
-}
-
-// parseTestIDP decodes an issuingDistributionPoint (RFC 5280 §5.2.5) for
-// the test double; firmware/crl has the real parser.
-func parseTestIDP(value []byte) (*kcrl.IDP, error) {
-	var seq asn1.RawValue
-	if rest, err := asn1.Unmarshal(value, &seq); err != nil || len(rest) > 0 || seq.Tag != asn1.TagSequence {
-		return nil, errors.New("malformed IDP")
-	}
-	idp := &kcrl.IDP{Raw: value}
-	for in := seq.Bytes; len(in) > 0; {
-		var f asn1.RawValue
-		var err error
-		if in, err = asn1.Unmarshal(in, &f); err != nil || f.Class != asn1.ClassContextSpecific {
-			return nil, errors.New("malformed IDP field")
-		}
-		switch f.Tag {
-		case 0:
-			var choice asn1.RawValue
-			if _, err := asn1.Unmarshal(f.Bytes, &choice); err != nil {
-				return nil, errors.New("malformed IDP distributionPoint")
-			}
-			if choice.Tag == 1 {
-				idp.RelativeName = append([]byte{0x31}, choice.FullBytes[1:]...)
-				continue
-			}
-			for b := choice.Bytes; len(b) > 0; {
-				var gn asn1.RawValue
-				if b, err = asn1.Unmarshal(b, &gn); err != nil {
-					return nil, errors.New("malformed IDP GeneralName")
-				}
-				idp.FullName = append(idp.FullName, gn.FullBytes)
-			}
-		case 3:
-			if len(f.Bytes) < 1 {
-				return nil, errors.New("malformed onlySomeReasons")
-			}
-			for i := 0; i < 9 && i/8 < len(f.Bytes)-1; i++ {
-				if f.Bytes[1+i/8]&(0x80>>(i%8)) != 0 {
-					idp.OnlySomeReasons |= 1 << i
-				}
-			}
-			idp.OnlySomeReasons &= kcrl.AllReasons
-		case 1, 2, 4, 5:
-			set := len(f.Bytes) == 1 && f.Bytes[0] == 0xFF
-			switch f.Tag {
-			case 1:
-				idp.OnlyUser = set
-			case 2:
-				idp.OnlyCA = set
-			case 4:
-				idp.Indirect = set
-			case 5:
-				idp.OnlyAttr = set
-			}
-		default:
-			return nil, errors.New("unknown IDP field")
-		}
-	}
-	return idp, nil
 }

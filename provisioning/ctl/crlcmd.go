@@ -249,12 +249,12 @@ func DiffCRLs(ctx context.Context, oldFile, newFile string, listSerials bool) (*
 	}
 	ea, okA := next()
 	for eb := range entries(b) {
-		for okA && compareEntries(ea, eb) < 0 {
+		for okA && crlindex.Compare(&ea, &eb) < 0 {
 			d.Removed++
 			note("-", ea)
 			ea, okA = next()
 		}
-		if okA && compareEntries(ea, eb) == 0 {
+		if okA && crlindex.Compare(&ea, &eb) == 0 {
 			if ea.Reason != eb.Reason {
 				d.ReasonChanged++
 				note("~", eb)
@@ -287,26 +287,6 @@ func entries(x *crlindex.Index) iter.Seq[crlindex.Entry] {
 			return nil
 		})
 	}
-}
-
-// compareEntries orders like crlindex: negatives first, then by
-// magnitude (length, then bytes); for negatives the larger magnitude is
-// the smaller number, but any consistent order serves the walk as long as
-// it is the index's. crlindex documents: negatives first, then (len, bytes).
-func compareEntries(a, b crlindex.Entry) int {
-	if a.Negative != b.Negative {
-		if a.Negative {
-			return -1
-		}
-		return 1
-	}
-	if len(a.Serial) != len(b.Serial) {
-		if len(a.Serial) < len(b.Serial) {
-			return -1
-		}
-		return 1
-	}
-	return bytes.Compare(a.Serial, b.Serial)
 }
 
 func nameString(der []byte) string { return revocation.NameString(der) }
