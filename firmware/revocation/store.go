@@ -513,10 +513,10 @@ func (s *Store) ImportFile(ctx context.Context, path string, signers []*x509.Cer
 	defer f.Close()
 	r, err := s.Import(ctx, f, signers, progress)
 	if err != nil {
-		s.fail(filepath.Base(path), err)
+		s.fail(path, err)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s.clearFail(filepath.Base(path))
+	s.clearFail(path)
 	return r, nil
 }
 

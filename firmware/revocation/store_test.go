@@ -553,7 +553,7 @@ func TestWatch(t *testing.T) {
 	if _, ok, n := status(t, s, c, 5); !ok || n.Int64() != 1 {
 		t.Fatalf("after the refusal: listed %v in #%v, want #1", ok, n)
 	}
-	if msg := s.Status().Errors["auth.crl"]; !strings.Contains(msg, "malformed") {
+	if msg := s.Status().Errors[file]; !strings.Contains(msg, "malformed") {
 		t.Errorf("status errors %v, want auth.crl malformed", s.Status().Errors)
 	}
 	// A good one: imported, the error cleared.

@@ -141,6 +141,9 @@ func (f *flow) noteRevocation(v Verdict) {
 	if !v.RevocationKnown {
 		return
 	}
+	if v.RevocationStale {
+		f.ev.RevocationStale = true
+	}
 	if a := f.ev.RevocationAgeS; a == nil || *a < int64(v.RevocationAge/time.Second) {
 		f.ev.RevocationAgeS = seconds(v.RevocationAge)
 	}

@@ -63,6 +63,9 @@ type Verdict struct {
 	// when RevocationKnown: a CRL was consulted.
 	RevocationAge   time.Duration
 	RevocationKnown bool
+	// RevocationStale: the CRL that judged was past its nextUpdate,
+	// accepted only within the configured grace period.
+	RevocationStale bool
 }
 
 // Verifier checks JPKI certificates offline, each purpose against its own
@@ -199,6 +202,10 @@ type Event struct {
 	// CRL that judged the certificate, or, when no certificate was
 	// judged, of the newest loaded CRL. Absent when none is loaded.
 	RevocationAgeS *int64 `json:"revocation_age_s,omitempty"`
+	// RevocationStale says the revocation data that judged a certificate
+	// was past its nextUpdate and used only because of the configured
+	// grace period.
+	RevocationStale bool `json:"revocation_stale,omitempty"`
 }
 
 // Time sources of Event.TimeSource.

@@ -200,7 +200,7 @@ func (l *Layer) RevocationAge(now time.Time) (time.Duration, bool) {
 func verdict(r verify.Result) tap.Verdict {
 	v := tap.Verdict{Reason: string(r.Reason), Detail: r.Detail, Chained: r.Chained()}
 	if r.CRLNumber != nil {
-		v.RevocationAge, v.RevocationKnown = r.CRLAge, true
+		v.RevocationAge, v.RevocationKnown, v.RevocationStale = r.CRLAge, true, r.StaleGrace
 	}
 	return v
 }

@@ -90,9 +90,12 @@ func newKiosk(t *testing.T) *kiosk {
 	return k
 }
 
-func (k *kiosk) open(t *testing.T, b *board) *Layer {
+func (k *kiosk) open(t *testing.T, b *board) *Layer { return k.openGrace(t, b, 0) }
+
+func (k *kiosk) openGrace(t *testing.T, b *board, grace time.Duration) *Layer {
 	t.Helper()
 	l, err := Open(context.Background(), Options{
+		Grace:      grace,
 		ClockState: filepath.Join(k.dir, "state", "clock.json"),
 		System:     b.System, Mono: b.Mono,
 		IndexDir:    filepath.Join(k.dir, "state", "revocation"),
@@ -314,5 +317,27 @@ func TestStartFailsWithoutUsableData(t *testing.T) {
 	})
 	if !errors.Is(err, revocation.ErrUntrusted) {
 		t.Fatalf("open with only a tampered CRL: %v, want ErrUntrusted", err)
+	}
+}
+
+// TestGracePeriod: with a grace period a CRL past its nextUpdate still
+// judges, and the verdict says so; past the grace it is crl-stale.
+func TestGracePeriod(t *testing.T) {
+	k := newKiosk(t)
+	b := &board{sys: genTime}
+	l := k.openGrace(t, b, 6*time.Hour)
+	defer l.Close()
+	b.run(48 * time.Hour) // nextUpdate (genTime+47h) passed an hour ago
+	v := l.VerifyJPKIAuth(context.Background(), testPKI(t).Cards[testpki.KindValid].Cert)
+	if v.Reason != "ok" || !v.RevocationKnown || !v.RevocationStale || v.RevocationAge < 49*time.Hour || v.RevocationAge > 49*time.Hour+time.Minute {
+		t.Fatalf("within grace: %+v, want ok, stale, age 49 h", v)
+	}
+	v = l.VerifyJPKIAuth(context.Background(), testPKI(t).Cards[testpki.KindRevoked].Cert)
+	if v.Reason != "revoked" || !v.RevocationStale {
+		t.Fatalf("revoked card within grace: %+v", v)
+	}
+	b.run(6 * time.Hour)
+	if v := l.VerifyJPKIAuth(context.Background(), testPKI(t).Cards[testpki.KindValid].Cert); v.Reason != "crl-stale" {
+		t.Fatalf("past the grace: %s, want crl-stale", v.Reason)
 	}
 }
