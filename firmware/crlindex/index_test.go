@@ -727,3 +727,41 @@ func TestCommitToOtherDir(t *testing.T) {
 	}
 	checkIndex(t, x, m, 1, rng)
 }
+
+// TestTruncatedUnderMapping: a file cut short while mapped makes Find and
+// Iterate fail with ErrUnreadable (no crash, no "not listed"), and Close
+// still returns.
+func TestTruncatedUnderMapping(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.kzi")
+	rng := rand.New(rand.NewPCG(3, 4))
+	entries := genEntries(rng, 200000, 1, 8, true)
+	write(t, dir, path, WriterOptions{}, entries, nil)
+	x, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.DropCaches(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	last := entries[100000]
+	if _, ok, err := x.Find(0, last.Serial, last.Negative); !errors.Is(err, ErrUnreadable) || ok {
+		t.Fatalf("Find after truncation: listed %v, err %v; want ErrUnreadable", ok, err)
+	}
+	if err := x.Iterate(0, func(*Entry) error { return nil }); !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("Iterate after truncation: %v, want ErrUnreadable", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- x.Close() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs after a fault")
+	}
+	if _, _, err := x.Find(0, last.Serial, last.Negative); !errors.Is(err, ErrClosed) {
+		t.Errorf("Find after Close: %v, want ErrClosed", err)
+	}
+}

@@ -3,12 +3,14 @@ package crlindex
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"math/bits"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,6 +332,40 @@ func (x *Index) Lookup(table int, serial []byte, negative bool) (Entry, bool) {
 	return e, ok
 }
 
+// ErrUnreadable is returned by Find when the mapped file faulted: it was
+// truncated or became unreadable under the mapping.
+var ErrUnreadable = errors.New("crlindex: index file unreadable under its mapping")
+
+// Find is Lookup for callers that must never mistake a failure for "not
+// listed": a closed Index gives ErrClosed, and a fault while reading the
+// mapping (the file truncated in place, an I/O error of the device) gives
+// ErrUnreadable instead of crashing the process.
+func (x *Index) Find(table int, serial []byte, negative bool) (e Entry, ok bool, err error) {
+	x.inflight.Add(1)
+	defer x.inflight.Add(-1)
+	if x.closed.Load() {
+		return Entry{}, false, ErrClosed
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			// A memory fault under SetPanicOnFault panics with a
+			// runtime.Error that has an Addr method (runtime/debug docs);
+			// anything else is a bug and stays a panic.
+			fault, isFault := r.(interface {
+				runtime.Error
+				Addr() uintptr
+			})
+			if !isFault {
+				panic(r)
+			}
+			e, ok, err = Entry{}, false, fmt.Errorf("%w: fault at %#x", ErrUnreadable, fault.Addr())
+		}
+	}()
+	e, ok = x.lookup(table, serial, negative)
+	return e, ok, nil
+}
+
 func (x *Index) lookup(table int, serial []byte, negative bool) (Entry, bool) {
 	if table < 0 || table >= x.tables {
 		return Entry{}, false
@@ -452,7 +488,26 @@ func (st *set) find(lo, hi, z int, q []byte) int {
 // Serial are reused between calls (copy what you keep). fn's error stops the
 // iteration and is returned. fn may call Close; Iterate then returns
 // ErrClosed.
-func (x *Index) Iterate(table int, fn func(*Entry) error) error {
+func (x *Index) Iterate(table int, fn func(*Entry) error) (err error) {
+	// As in Find, a fault of the mapping is an error, not a crash; held
+	// says whether the fault came while the in-flight count was raised.
+	held := false
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			fault, isFault := r.(interface {
+				runtime.Error
+				Addr() uintptr
+			})
+			if !isFault {
+				panic(r)
+			}
+			if held {
+				x.inflight.Add(-1)
+			}
+			err = fmt.Errorf("%w: fault at %#x", ErrUnreadable, fault.Addr())
+		}
+	}()
 	if table < 0 || table >= x.tables {
 		return fmt.Errorf("crlindex: table %d out of range (%d tables)", table, x.tables)
 	}
@@ -468,6 +523,7 @@ func (x *Index) Iterate(table int, fn func(*Entry) error) error {
 		released := 0 // entries below this offset were released
 		for i := 0; i < st.n; i++ {
 			x.inflight.Add(1)
+			held = true
 			if x.closed.Load() {
 				x.inflight.Add(-1)
 				return ErrClosed
@@ -489,6 +545,7 @@ func (x *Index) Iterate(table int, fn func(*Entry) error) error {
 			copy(k, r[:st.kw])
 			a := binary.LittleEndian.Uint32(r[st.kw:])
 			x.inflight.Add(-1)
+			held = false
 			e.Table = uint16(table)
 			e.Serial = trimZeros(buf)
 			e.Negative = sign == 0

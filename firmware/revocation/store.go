@@ -247,6 +247,11 @@ func (l *list) tablesOf(issuer []byte) []int { return l.tables[string(issuer)] }
 
 // Lookup implements crl.Usable. certIssuer selects the table: the CRL
 // issuer's own entries, or for an indirect CRL those of certIssuer.
+//
+// The index is a mapped file: if it is truncated or unreadable under the
+// mapping (an operator's mistake, a failing card), the access faults; that
+// is an error here (crlindex.Find), so the verifier fails closed
+// (crl-unavailable) instead of the daemon crashing.
 func (l *list) Lookup(ctx context.Context, certIssuer []byte, serial *big.Int) (crl.Revocation, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return crl.Revocation{}, false, err
@@ -254,7 +259,11 @@ func (l *list) Lookup(ctx context.Context, certIssuer []byte, serial *big.Int) (
 	mag := serial.Bytes()
 	neg := serial.Sign() < 0
 	for _, t := range l.tablesOf(certIssuer) {
-		if e, ok := l.idx.Lookup(t, mag, neg); ok {
+		e, ok, err := l.idx.Find(t, mag, neg)
+		if err != nil {
+			return crl.Revocation{}, false, fmt.Errorf("revocation: index %s: %w", filepath.Base(l.file), err)
+		}
+		if ok {
 			return crl.Revocation{Reason: e.Reason, RevokedAt: e.RevokedAt}, true, nil
 		}
 	}

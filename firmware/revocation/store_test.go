@@ -645,3 +645,32 @@ func TestDeltaMergeRandom(t *testing.T) {
 }
 
 func newRand(seed int64) *mrand.Rand { return mrand.New(mrand.NewSource(seed)) }
+
+// TestTruncatedUnderTheMapping: an index file cut short while mapped
+// (someone truncates it in place) makes lookups fail with an error, never
+// a crash and never "not listed".
+func TestTruncatedUnderTheMapping(t *testing.T) {
+	c := newCA(t, "truncate", x509.KeyUsageCertSign|x509.KeyUsageCRLSign, false)
+	s := openStore(t, t.TempDir())
+	var entries []entry
+	for i := range 20000 {
+		entries = append(entries, entry{serial: int64(1e9 + i*7919), reason: 1})
+	}
+	r := mustImport(t, s, c.crl(t, crlOpts{number: 1, entries: entries}), c.cert)
+	if err := s.DropCaches(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(r.File, 4096); err != nil {
+		t.Fatal(err)
+	}
+	sn := s.Snapshot()
+	defer sn.Release()
+	l := sn.ByIssuer(c.cert.RawSubject)[0]
+	_, ok, err := l.Lookup(context.Background(), c.cert.RawSubject, big.NewInt(1e9+19999*7919))
+	if err == nil || ok {
+		t.Fatalf("lookup in a truncated mapping: listed %v, err %v; want an error", ok, err)
+	}
+	if !strings.Contains(err.Error(), "unreadable") {
+		t.Errorf("error %q does not say the index is unreadable", err)
+	}
+}
