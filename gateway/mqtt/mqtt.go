@@ -44,7 +44,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -55,6 +54,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/kazashi/kazashi/gateway/backoff"
 )
 
 // Sentinel errors; test with errors.Is.
@@ -301,7 +302,7 @@ func newClient(o Options) (*Client, error) {
 // connectUntil tries to connect until it succeeds, ctx ends or the broker
 // refuses us.
 func (c *Client) connectUntil(ctx context.Context) error {
-	b := backoff{next: minBackoff, max: c.opts.MaxReconnectInterval}
+	b := backoff.Policy{Initial: minBackoff, Max: c.opts.MaxReconnectInterval}.New()
 	var cause error // the most telling attempt error, for the final message
 	for attempt := 1; ; attempt++ {
 		refused, err := c.connectOnce(ctx)
@@ -315,7 +316,7 @@ func (c *Client) connectUntil(ctx context.Context) error {
 		if cause == nil || ctx.Err() == nil {
 			cause = err // an attempt cut short by ctx says less than an earlier failure
 		}
-		if ctx.Err() != nil || !sleepCtx(ctx, b.delay()) {
+		if ctx.Err() != nil || !sleepCtx(ctx, b.Next()) {
 			return fmt.Errorf("mqtt: connect %s: broker unreachable after %d attempt(s): %w (last error: %w)",
 				c.broker, attempt, ctx.Err(), cause)
 		}
@@ -422,9 +423,9 @@ func (c *Client) supervise() {
 			return
 		case <-c.lost:
 		}
-		b := backoff{next: minBackoff, max: c.opts.MaxReconnectInterval}
+		b := backoff.Policy{Initial: minBackoff, Max: c.opts.MaxReconnectInterval}.New()
 		for attempt := 1; ; attempt++ {
-			if !sleepCtx(c.life, b.delay()) {
+			if !sleepCtx(c.life, b.Next()) {
 				return
 			}
 			if c.pc.IsConnectionOpen() {
@@ -652,19 +653,6 @@ func validTopicString(t string) error {
 		return fmt.Errorf("%w %q: contains NUL", ErrInvalidTopic, t)
 	}
 	return nil
-}
-
-// backoff yields exponentially growing, jittered delays up to max.
-type backoff struct {
-	next, max time.Duration
-}
-
-func (b *backoff) delay() time.Duration {
-	d := b.next
-	b.next = min(2*b.next, b.max)
-	// ±20 % jitter so a fleet does not reconnect in lock-step after a broker
-	// restart.
-	return d - d/5 + time.Duration(rand.Int64N(int64(2*d/5)+1))
 }
 
 // sleepCtx waits d or until ctx ends; it reports whether d elapsed.

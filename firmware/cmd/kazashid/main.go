@@ -22,6 +22,7 @@ import (
 	"github.com/kazashi/kazashi/drivers/pn532"
 	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/tap"
+	"github.com/kazashi/kazashi/gateway/backoff"
 	"github.com/kazashi/kazashi/gateway/broker"
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/hw/board"
@@ -204,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // connectLoop connects to the broker, retrying with backoff until ctx ends.
 func connectLoop(ctx context.Context, o mqtt.Options, log *slog.Logger) *mqtt.Client {
-	backoff := 500 * time.Millisecond
+	retry := backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second}.New()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		c, err := mqtt.Connect(cctx, o)
@@ -213,13 +214,13 @@ func connectLoop(ctx context.Context, o mqtt.Options, log *slog.Logger) *mqtt.Cl
 			log.Info("connected to MQTT broker", "broker", o.Broker)
 			return c
 		}
-		log.Warn("MQTT broker unreachable, retrying", "broker", o.Broker, "err", err, "retry_in", backoff)
+		wait := retry.Next()
+		log.Warn("MQTT broker unreachable, retrying", "broker", o.Broker, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 

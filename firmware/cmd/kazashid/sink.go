@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kazashi/kazashi/firmware/tap"
+	"github.com/kazashi/kazashi/gateway/backoff"
 )
 
 // publisher is what the sink needs from an MQTT client.
@@ -77,7 +78,7 @@ func (s *queueSink) run(ctx context.Context, grace time.Duration) {
 	})
 	defer stop()
 	var deadline time.Time
-	backoff := 200 * time.Millisecond
+	retry := backoff.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second}.New()
 	for {
 		s.mu.Lock()
 		for !s.closed && (len(s.queue) == 0 || s.pub == nil) {
@@ -101,19 +102,19 @@ func (s *queueSink) run(ctx context.Context, grace time.Duration) {
 		err := pub.Publish(pctx, s.topic, msg, 1, false)
 		cancel()
 		if err != nil {
-			s.log.Warn("sink: publish failed, will retry", "err", err, "retry_in", backoff)
+			wait := retry.Next()
+			s.log.Warn("sink: publish failed, will retry", "err", err, "retry_in", wait)
 			if deadline.IsZero() {
 				select {
-				case <-time.After(backoff):
+				case <-time.After(wait):
 				case <-ctx.Done(): // shutting down: one more try within the grace period
 				}
 			} else {
-				time.Sleep(min(backoff, max(time.Until(deadline), 0)))
+				time.Sleep(min(wait, max(time.Until(deadline), 0)))
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		backoff = 200 * time.Millisecond
+		retry.Reset()
 		s.mu.Lock()
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
