@@ -295,13 +295,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		p.show(Screen{State: StateReading, Message: MessageReading})
 		ev := p.Handle(ctx, s)
-		p.show(Screen{State: StateResult, Reason: ev.Reason, Outcome: ev.Outcome, Message: ResultMessage(ev)})
 		p.log().Info("tap", "event_id", ev.ID, "profile", ev.Profile, "outcome", ev.Outcome, "reason", ev.Reason,
 			"assurance", ev.Assurance, "check", ev.Check, "credential", ev.Credential, "card_kind", ev.CardKind,
 			"read_ms", ev.ReadMS, "input_ms", ev.InputMS)
+		// The event is recorded (the daemon's sink is the durable outbox)
+		// before the screen shows the result.
 		if err := p.Sink.Publish(ctx, ev); err != nil && ctx.Err() == nil {
 			p.log().Error("tap: event not handed over", "event_id", ev.ID, "err", err)
 		}
+		p.show(Screen{State: StateResult, Reason: ev.Reason, Outcome: ev.Outcome, Message: ResultMessage(ev)})
 		if ev.Reason != ReasonRemoved {
 			if err := s.WaitRemoved(ctx); err != nil && ctx.Err() == nil {
 				p.log().Warn("tap: waiting for removal", "err", err)

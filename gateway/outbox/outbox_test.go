@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kazashi/kazashi/gateway/backoff"
 )
 
 var t0 = time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
@@ -227,5 +230,128 @@ func child() {
 			os.Exit(1)
 		}
 		fmt.Printf("done %d\n", seq)
+	}
+}
+
+// fakeBroker records what it acknowledged; fail decides per attempt.
+type fakeBroker struct {
+	mu    sync.Mutex
+	got   []string
+	calls int
+	fail  func(call int, payload string) error
+	block chan struct{} // when set, Publish waits for it or ctx
+}
+
+func (f *fakeBroker) Publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
+	f.mu.Lock()
+	f.calls++
+	call := f.calls
+	fail, block := f.fail, f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fail != nil {
+		if err := fail(call, string(payload)); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.got = append(f.got, string(payload))
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeBroker) received() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
+}
+
+var errTooLarge = errors.New("payload over the broker's limit")
+
+func TestDelivererOrderRetryQuarantine(t *testing.T) {
+	ob := open(t, filepath.Join(t.TempDir(), "o.db"), Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fb := &fakeBroker{fail: func(call int, p string) error {
+		switch {
+		case p == "poison":
+			return errTooLarge
+		case call <= 2:
+			return errors.New("connection lost")
+		}
+		return nil
+	}}
+	d := &Deliverer{Outbox: ob, Retry: backoffFast, Refused: func(err error) bool { return errors.Is(err, errTooLarge) }}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	for i, p := range []string{"a", "b", "poison", "c", "d"} {
+		if _, err := ob.Enqueue(ctx, fmt.Sprintf("ev-%d", i), "t", []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Notify()
+	time.Sleep(50 * time.Millisecond)
+	if got := fb.received(); len(got) != 0 {
+		t.Fatalf("delivered %v before a client was attached", got)
+	}
+	d.Attach(fb)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fb.received()) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %v, want a b c d", fb.received())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := strings.Join(fb.received(), " "); got != "a b c d" {
+		t.Fatalf("delivered %q, want in order \"a b c d\" without the poison", got)
+	}
+	q, _ := ob.Quarantined()
+	if len(q) != 1 || string(q[0].Payload) != "poison" || !strings.Contains(q[0].Reason, "over the broker's limit") {
+		t.Fatalf("quarantine %+v", q)
+	}
+	for st, _ := ob.Stats(); st.Depth != 0; st, _ = ob.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("depth %d after delivery", st.Depth)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+var backoffFast = backoff.Policy{Initial: time.Millisecond, Max: 4 * time.Millisecond}
+
+// TestDelivererStopsAtOnce: a broker that never acknowledges does not hold
+// up a shutdown, and the message stays queued for the next run.
+func TestDelivererStopsAtOnce(t *testing.T) {
+	ob := open(t, filepath.Join(t.TempDir(), "o.db"), Options{})
+	fb := &fakeBroker{block: make(chan struct{})}
+	d := &Deliverer{Outbox: ob, Timeout: time.Hour}
+	d.Attach(fb)
+	ctx, cancel := context.WithCancel(context.Background())
+	ob.Enqueue(ctx, "ev", "t", []byte("x"))
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Run did not return within 1 s of the cancel")
+	}
+	if el := time.Since(start); el > 200*time.Millisecond {
+		t.Errorf("shutdown took %v", el)
+	}
+	if st, _ := ob.Stats(); st.Depth != 1 {
+		t.Fatalf("unacknowledged message not kept: depth %d", st.Depth)
 	}
 }

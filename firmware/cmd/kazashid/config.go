@@ -69,8 +69,17 @@ type Config struct {
 	// /var/lib/kazashi): the revocation store and the trusted clock.
 	StateDir   string           `json:"state_dir"`
 	Revocation RevocationConfig `json:"revocation"`
-	Clock      ClockConfig      `json:"clock"`
-	MQTT       struct {
+	// Outbox is the durable queue of events waiting for the broker.
+	Outbox struct {
+		// Path (default <state_dir>/outbox.db).
+		Path string `json:"path"`
+		// MaxMessages and MaxBytes bound it (defaults 100 000 and 64 MiB);
+		// a full outbox refuses new events and keeps the queued ones.
+		MaxMessages int   `json:"max_messages"`
+		MaxBytes    int64 `json:"max_bytes"`
+	} `json:"outbox"`
+	Clock ClockConfig `json:"clock"`
+	MQTT  struct {
 		// Broker is tcp://host:port; empty starts an embedded broker on
 		// EmbeddedListen (loopback only).
 		Broker         string `json:"broker"`
@@ -275,6 +284,10 @@ func (c *Config) resolve(dir string) {
 	if c.Clock.State == "" {
 		c.Clock.State = filepath.Join(c.StateDir, "clock.json")
 	}
+	if c.Outbox.Path == "" {
+		c.Outbox.Path = filepath.Join(c.StateDir, "outbox.db")
+	}
+	c.Outbox.Path = abs(c.Outbox.Path)
 	c.Revocation.IndexDir = abs(c.Revocation.IndexDir)
 	c.Clock.State = abs(c.Clock.State)
 	c.HolderInput.Socket = abs(c.HolderInput.Socket)

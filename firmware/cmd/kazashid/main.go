@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/kazashi/kazashi/gateway/backoff"
 	"github.com/kazashi/kazashi/gateway/broker"
 	"github.com/kazashi/kazashi/gateway/mqtt"
+	"github.com/kazashi/kazashi/gateway/outbox"
 	"github.com/kazashi/kazashi/hw/board"
 )
 
@@ -127,9 +129,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		password = strings.TrimSpace(string(p))
 	}
 	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.DeviceID
-	sink := newQueueSink(prefix+"/events", 10000, log.With("component", "sink"))
-	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	go sink.run(sinkCtx, 3*time.Second)
+	// Events go to the durable outbox before the tap counts as done; the
+	// deliverer sends them in order and removes each after its PUBACK.
+	if err := os.MkdirAll(filepath.Dir(cfg.Outbox.Path), 0o750); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxMessages: cfg.Outbox.MaxMessages, MaxBytes: cfg.Outbox.MaxBytes})
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	deliver := &outbox.Deliverer{Outbox: ob, Log: log.With("component", "outbox"),
+		Refused: func(err error) bool { return errors.Is(err, mqtt.ErrInvalidTopic) }}
+	sink := &eventSink{outbox: ob, deliver: deliver, topic: prefix + "/events"}
+	deliverCtx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	delivered := make(chan struct{})
+	go func() { _ = deliver.Run(deliverCtx); close(delivered) }()
 	clientc := make(chan *mqtt.Client, 1)
 	go func() {
 		c := connectLoop(ctx, mqtt.Options{
@@ -141,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Logger:      log.With("component", "mqtt"),
 		}, log)
 		if c != nil {
-			sink.attach(c)
+			deliver.Attach(c)
 			go tl.Report(ctx, time.Minute, func(ctx context.Context, b []byte) error {
 				return c.Publish(ctx, prefix+"/status/revocation", b, 1, true)
 			})
@@ -149,8 +164,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		clientc <- c
 	}()
 	defer func() {
-		stopSink()
-		<-sink.drained
+		deliver.Drain(3 * time.Second)
+		stopDeliver()
+		<-delivered
+		if st, err := ob.Stats(); err == nil && st.Depth > 0 {
+			log.Info("events kept in the outbox for the next start", "count", st.Depth)
+		}
 		if c := <-clientc; c != nil {
 			c.Close()
 		}
