@@ -76,10 +76,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kazashi/kazashi/firmware/atomicfile"
 )
 
 // Defaults for the zero values of Options.
@@ -433,43 +434,13 @@ func readState(path string) (*state, error) {
 
 // writeState writes path atomically: temp file in the same directory,
 // fsync, rename, fsync of the directory.
-func writeState(path string, st state) (err error) {
+func writeState(path string, st state) error {
 	b, err := encodeState(st)
 	if err != nil {
 		return err
 	}
-	wrap := func(e error) error { return fmt.Errorf("trustclock: persisting %s: %w", path, e) }
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return wrap(err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return wrap(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return wrap(err)
-	}
-	if err := f.Close(); err != nil {
-		return wrap(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return wrap(err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return wrap(err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return wrap(err)
+	if err := atomicfile.Write(path, b, 0o644); err != nil {
+		return fmt.Errorf("trustclock: persisting %s: %w", path, err)
 	}
 	return nil
 }
