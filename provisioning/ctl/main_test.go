@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -169,7 +170,7 @@ func TestCRLCommands(t *testing.T) {
 		t.Errorf("diff %+v, want 1 added, 1 unchanged, no serials listed", d)
 	}
 	code, out, _ = runMain(t, "crl", "diff", "--serials", newer, f.crl)
-	if err := json.Unmarshal([]byte(out), &d); err != nil || code != ExitOK || d.Removed != 1 || len(d.Serials) != 1 || d.Serials[0] != "-"+valid.SerialNumber.Text(16) {
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != ExitOK || d.Removed != 1 || len(d.Serials) != 1 || d.Serials[0] != "-"+hex.EncodeToString(valid.SerialNumber.Bytes()) {
 		t.Errorf("diff --serials reversed: %+v (serial %x)", d, valid.SerialNumber)
 	}
 }
