@@ -349,21 +349,25 @@ func (x *Index) Find(table int, serial []byte, negative bool) (e Entry, ok bool,
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			// A memory fault under SetPanicOnFault panics with a
-			// runtime.Error that has an Addr method (runtime/debug docs);
-			// anything else is a bug and stays a panic.
-			fault, isFault := r.(interface {
-				runtime.Error
-				Addr() uintptr
-			})
-			if !isFault {
-				panic(r)
-			}
-			e, ok, err = Entry{}, false, fmt.Errorf("%w: fault at %#x", ErrUnreadable, fault.Addr())
+			e, ok, err = Entry{}, false, faultError(r)
 		}
 	}()
 	e, ok = x.lookup(table, serial, negative)
 	return e, ok, nil
+}
+
+// faultError turns a recovered memory fault into ErrUnreadable. A fault
+// under SetPanicOnFault panics with a runtime.Error that has an Addr
+// method (runtime/debug docs); anything else is a bug and panics again.
+func faultError(r any) error {
+	fault, isFault := r.(interface {
+		runtime.Error
+		Addr() uintptr
+	})
+	if !isFault {
+		panic(r)
+	}
+	return fmt.Errorf("%w: fault at %#x", ErrUnreadable, fault.Addr())
 }
 
 func (x *Index) lookup(table int, serial []byte, negative bool) (Entry, bool) {
@@ -495,17 +499,10 @@ func (x *Index) Iterate(table int, fn func(*Entry) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			fault, isFault := r.(interface {
-				runtime.Error
-				Addr() uintptr
-			})
-			if !isFault {
-				panic(r)
-			}
+			err = faultError(r)
 			if held {
 				x.inflight.Add(-1)
 			}
-			err = fmt.Errorf("%w: fault at %#x", ErrUnreadable, fault.Addr())
 		}
 	}()
 	if table < 0 || table >= x.tables {
