@@ -2,7 +2,6 @@ package crlindex
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -167,18 +166,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		dir := t.TempDir()
 		path := filepath.Join(dir, "idx")
-		w, err := Create(dir, WriterOptions{Tables: 3, MemoryLimit: int(limit)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range entries {
-			if err := w.Add(&entries[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Commit(context.Background(), path, b[:min(len(b), 7)]); err != nil {
-			t.Fatal(err)
-		}
+		write(t, dir, path, WriterOptions{Tables: 3, MemoryLimit: int(limit)}, entries, b[:min(len(b), 7)])
 		assertOnly(t, dir, "idx")
 		x, err := Open(path)
 		if err != nil {

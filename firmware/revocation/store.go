@@ -233,7 +233,6 @@ type list struct {
 
 func (l *list) Info() *crl.Info           { return &l.info }
 func (l *list) Signer() *x509.Certificate { return l.signer }
-func (l *list) Meta() Meta                { return l.meta }
 
 // Entries counts the listed certificates of every table.
 func (l *list) Entries() (n int64) {
@@ -242,8 +241,6 @@ func (l *list) Entries() (n int64) {
 	}
 	return n
 }
-func (l *list) String() string               { return l.meta.Series }
-func (l *list) tablesOf(issuer []byte) []int { return l.tables[string(issuer)] }
 
 // Lookup implements crl.Usable. certIssuer selects the table: the CRL
 // issuer's own entries, or for an indirect CRL those of certIssuer.
@@ -258,7 +255,7 @@ func (l *list) Lookup(ctx context.Context, certIssuer []byte, serial *big.Int) (
 	}
 	mag := serial.Bytes()
 	neg := serial.Sign() < 0
-	for _, t := range l.tablesOf(certIssuer) {
+	for _, t := range l.tables[string(certIssuer)] {
 		e, ok, err := l.idx.Find(t, mag, neg)
 		if err != nil {
 			return crl.Revocation{}, false, fmt.Errorf("revocation: index %s: %w", filepath.Base(l.file), err)
