@@ -23,8 +23,9 @@ type parser struct {
 	p      *Parsed
 	e      Entry
 	serial []byte
-	ci     []byte   // current certificateIssuer Name (carried forward)
-	seen   [][]byte // extension OIDs of the current Extensions, for duplicates
+	ci     []byte    // current certificateIssuer Name (carried forward)
+	seen   [][]byte  // extension OIDs of the current Extensions, for duplicates
+	times  timeCache // revocation dates
 }
 
 // Parse reads exactly one DER CertificateList (RFC 5280 §5.1) from r in a
@@ -338,7 +339,7 @@ func (ps *parser) entry(c cur) error {
 	if err != nil {
 		return err
 	}
-	t, ok := parseTime(tag, tv.b)
+	t, ok := ps.times.parse(tag, tv.b)
 	if !ok {
 		return malformed(off, "revocationDate: not a DER UTCTime or GeneralizedTime")
 	}

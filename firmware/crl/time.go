@@ -6,45 +6,83 @@ import "time"
 // YYMMDDHHMMSSZ (YY < 50 is 20YY, else 19YY) or GeneralizedTime
 // YYYYMMDDHHMMSSZ without fractional seconds. It does not allocate.
 func parseTime(tag byte, b []byte) (time.Time, bool) {
-	var year int
+	var c timeCache
+	return c.parse(tag, b)
+}
+
+// timeCache remembers the last date decoded: the entries of a large CRL
+// mostly share their revocation day with the entry before (they are listed
+// in revocation order), and the calendar arithmetic is a good part of the
+// cost of an entry.
+type timeCache struct {
+	valid bool
+	tag   byte
+	date  [8]byte // YYMMDD or YYYYMMDD as it was encoded
+	days  int64   // days since 1970-01-01 of date
+}
+
+// parse is parseTime, reusing the day of the previous call when the date
+// part is the same bytes.
+func (c *timeCache) parse(tag byte, b []byte) (time.Time, bool) {
+	var dl int // length of the date part
 	switch {
 	case tag == tagUTCTime && len(b) == 13:
-		yy, ok := digits2(b[0:])
+		dl = 6
+	case tag == tagGenTime && len(b) == 15:
+		dl = 8
+	default:
+		return time.Time{}, false
+	}
+	if b[len(b)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	if !c.valid || c.tag != tag || string(b[:dl]) != string(c.date[:dl]) {
+		days, ok := parseDate(b[:dl])
 		if !ok {
 			return time.Time{}, false
+		}
+		c.valid, c.tag, c.days = true, tag, days
+		copy(c.date[:], b[:dl])
+	}
+	// HHMMSS
+	h, ok1 := digits2(b[dl:])
+	mi, ok2 := digits2(b[dl+2:])
+	sec, ok3 := digits2(b[dl+4:])
+	if !ok1 || !ok2 || !ok3 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	return time.Unix(c.days*86400+int64(h*3600+mi*60+sec), 0).UTC(), true
+}
+
+// parseDate decodes YYMMDD (UTCTime) or YYYYMMDD (GeneralizedTime) into
+// days since 1970-01-01.
+func parseDate(b []byte) (int64, bool) {
+	var year int
+	if len(b) == 6 {
+		yy, ok := digits2(b)
+		if !ok {
+			return 0, false
 		}
 		if yy < 50 {
 			year = 2000 + yy
 		} else {
 			year = 1900 + yy
 		}
-		b = b[2:]
-	case tag == tagGenTime && len(b) == 15:
-		hi, ok1 := digits2(b[0:])
+	} else {
+		hi, ok1 := digits2(b)
 		lo, ok2 := digits2(b[2:])
 		if !ok1 || !ok2 {
-			return time.Time{}, false
+			return 0, false
 		}
 		year = hi*100 + lo
-		b = b[4:]
-	default:
-		return time.Time{}, false
 	}
-	// b is MMDDHHMMSSZ
-	if b[10] != 'Z' {
-		return time.Time{}, false
-	}
-	mo, ok1 := digits2(b[0:])
+	b = b[len(b)-4:]
+	mo, ok1 := digits2(b)
 	d, ok2 := digits2(b[2:])
-	h, ok3 := digits2(b[4:])
-	mi, ok4 := digits2(b[6:])
-	sec, ok5 := digits2(b[8:])
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 ||
-		mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, year) || h > 23 || mi > 59 || sec > 59 {
-		return time.Time{}, false
+	if !ok1 || !ok2 || mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, year) {
+		return 0, false
 	}
-	days := daysFromCivil(year, mo, d)
-	return time.Unix(days*86400+int64(h*3600+mi*60+sec), 0).UTC(), true
+	return daysFromCivil(year, mo, d), true
 }
 
 // daysFromCivil returns the days since 1970-01-01 of a proleptic Gregorian

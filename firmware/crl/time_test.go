@@ -33,3 +33,41 @@ func TestParseTimeExhaustive(t *testing.T) {
 		t.Error("2000-02-29 rejected")
 	}
 }
+
+// TestTimeCache runs one cache through a sequence where the cached day
+// must be reused, replaced, and never let an invalid time through.
+func TestTimeCache(t *testing.T) {
+	var c timeCache
+	steps := []struct {
+		tag  byte
+		in   string
+		want string // RFC 3339, "" for rejected
+	}{
+		{tagUTCTime, "240229120000Z", "2024-02-29T12:00:00Z"},
+		{tagUTCTime, "240229235959Z", "2024-02-29T23:59:59Z"}, // same day, cached
+		{tagUTCTime, "240229240000Z", ""},                     // same day, bad hour
+		{tagUTCTime, "240229126000Z", ""},                     // same day, bad minute
+		{tagUTCTime, "240229120000X", ""},                     // same day, no Z
+		{tagUTCTime, "240229000000Z", "2024-02-29T00:00:00Z"},
+		{tagGenTime, "20240229000001Z", "2024-02-29T00:00:01Z"}, // other tag
+		{tagUTCTime, "230229000000Z", ""},                       // 2023 has no Feb 29
+		{tagUTCTime, "240229000002Z", "2024-02-29T00:00:02Z"},   // the rejected date did not replace it
+		{tagUTCTime, "500101000000Z", "1950-01-01T00:00:00Z"},
+		{tagGenTime, "19500101000000Z", "1950-01-01T00:00:00Z"},
+		{tagGenTime, "1950010100000Z", ""},
+		{tagUTCTime, "5001010000000Z", ""},
+	}
+	for i, s := range steps {
+		got, ok := c.parse(s.tag, []byte(s.in))
+		if s.want == "" {
+			if ok {
+				t.Errorf("step %d: %s accepted as %v", i, s.in, got)
+			}
+			continue
+		}
+		want, _ := time.Parse(time.RFC3339, s.want)
+		if !ok || !got.Equal(want) {
+			t.Errorf("step %d: %s = %v %v, want %v", i, s.in, got, ok, want)
+		}
+	}
+}

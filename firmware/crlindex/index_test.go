@@ -180,7 +180,7 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"w1", 300, 1, 1, true, false, 0},
 		{"w8-spills", 20000, 1, 8, true, false, 4 << 10},
-		{"w20-spills", 20000, 1, 20, true, false, 2 << 10}, // > maxFanIn runs: multi-level merge
+		{"w20-spills", 20000, 1, 20, true, false, 2 << 10},
 		{"mixed-tables", 20000, 5, 20, false, false, 16 << 10},
 		{"w8-sorted", 20000, 2, 8, true, true, 0},
 		{"w8-sorted-spills", 20000, 2, 8, true, true, 2 << 10},
@@ -222,8 +222,9 @@ func TestRoundTrip(t *testing.T) {
 			if tc.sorted && (len(w.runs) > 1 || !w.global) {
 				t.Fatalf("sorted input: %d runs, global=%v; want the fast path", len(w.runs), w.global)
 			}
-			if tc.limit != 0 && tc.limit < 8<<10 && !tc.sorted && len(w.runs) < maxFanIn && tc.w == 20 {
-				t.Fatalf("only %d runs; the case should exercise multi-level merge", len(w.runs))
+			w.waitSpill() // w.parts is set by the spill goroutine
+			if tc.limit != 0 && tc.limit < 8<<10 && !tc.sorted && (w.parts == nil || len(w.parts.files) < 2) {
+				t.Fatalf("unsorted input beyond the limit: want it spilled to buckets")
 			}
 			if err := w.Commit(context.Background(), path, meta); err != nil {
 				t.Fatal(err)
@@ -493,8 +494,9 @@ func TestAbortAndErrorsLeaveNoTemps(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if len(w.runs) < 2 {
-			t.Fatalf("%d runs; want spills", len(w.runs))
+		w.waitSpill() // w.parts is set by the spill goroutine
+		if w.parts == nil {
+			t.Fatal("no buckets; want spills")
 		}
 		return w
 	}
@@ -763,5 +765,103 @@ func TestTruncatedUnderMapping(t *testing.T) {
 	}
 	if _, _, err := x.Find(0, last.Serial, last.Negative); !errors.Is(err, ErrClosed) {
 		t.Errorf("Find after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestBucketFallbacks drives the partitioned spill (partition.go) off its
+// fast path: input whose later part falls outside the first buffer's
+// distribution overflows one bucket, which must then be sorted in runs and
+// merged (with more runs than one merge takes, so also reduced); input that
+// starts in order and turns random merges the sorted run with the buckets.
+// Duplicates across all of it must still resolve to the last one added.
+func TestBucketFallbacks(t *testing.T) {
+	cases := []struct {
+		name                  string
+		limit                 int
+		wantOversized, wantRd bool
+		gen                   func(rng *rand.Rand) []Entry
+	}{
+		{"skewed", 4 << 10, true, true, func(rng *rand.Rand) []Entry {
+			// 300 random serials, then 20000 that share their first 5
+			// bytes with each other (all in one bucket), with duplicates.
+			out := genEntries(rng, 300, 1, 8, true)
+			for i := 0; i < 20000; i++ {
+				if i > 0 && rng.IntN(16) == 0 {
+					d := out[300+rng.IntN(i)]
+					d.Serial, d.Reason = bytes.Clone(d.Serial), rng.IntN(11)
+					out = append(out, d)
+					continue
+				}
+				s := []byte{0x7f, 1, 2, 3, 4, byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())}
+				out = append(out, Entry{Serial: s, Reason: rng.IntN(11), RevokedAt: baseTime})
+			}
+			return out
+		}},
+		{"long-keys-skewed", 8 << 10, true, false, func(rng *rand.Rand) []Entry {
+			out := genEntries(rng, 500, 2, 20, false)
+			for i := 0; i < 5000; i++ {
+				s := append([]byte{0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55}, byte(i>>8), byte(i), byte(rng.Uint32()))
+				out = append(out, Entry{Table: 1, Serial: s, Reason: rng.IntN(11), RevokedAt: baseTime})
+			}
+			return append(out, out[len(out)-100:]...)
+		}},
+		{"sorted-then-random", 64 << 10, false, false, func(rng *rand.Rand) []Entry {
+			sorted := make([]Entry, 5000)
+			for i := range sorted {
+				sorted[i] = Entry{Serial: []byte{byte(i >> 8), byte(i)}, Reason: 1, RevokedAt: baseTime}
+			}
+			out := append(sorted, genEntries(rng, 1500, 1, 3, false)...)
+			for i := 0; i < 200; i++ { // re-list some of the sorted ones
+				d := sorted[rng.IntN(len(sorted))]
+				d.Reason = 6
+				out = append(out, d)
+			}
+			return out
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, uint64(tc.limit)))
+			entries := tc.gen(rng)
+			m := model{}
+			for _, e := range entries {
+				m.add(e)
+			}
+			dir := t.TempDir()
+			path := filepath.Join(dir, "idx")
+			w, err := Create(dir, WriterOptions{MemoryLimit: tc.limit, Tables: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range entries {
+				if err := w.Add(&entries[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.waitSpill() // w.parts is set by the spill goroutine
+			if w.parts == nil {
+				w.Abort()
+				t.Fatalf("no buckets (%d runs, buffer cap %d)", len(w.runs), cap(w.b.items))
+			}
+			if tc.name == "sorted-then-random" && len(w.runs) != 1 {
+				t.Fatalf("%d sorted runs, want 1", len(w.runs))
+			}
+			if err := w.Commit(context.Background(), path, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.oversized.Load() > 0; got != tc.wantOversized {
+				t.Fatalf("oversized buckets: %d", w.oversized.Load())
+			}
+			if got := w.reductions.Load() > 0; got != tc.wantRd {
+				t.Fatalf("merge reductions: %d", w.reductions.Load())
+			}
+			assertOnly(t, dir, "idx")
+			x, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer x.Close()
+			checkIndex(t, x, m, 2, rng)
+		})
 	}
 }

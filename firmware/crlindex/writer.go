@@ -14,19 +14,22 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // WriterOptions configure a Writer.
 type WriterOptions struct {
 	// MemoryLimit bounds the bytes the Writer keeps for buffered entries:
 	// two buffers of up to MemoryLimit/2 each (one filled by Add while the
-	// other is sorted and written as a run in the background), 24 bytes per
-	// entry plus the bytes of serials longer than 11. Beyond it, sorted runs
-	// are spilled to temp files in the Writer's directory and k-way merged
-	// at Commit. 0 means 32 MiB; values below 1 KiB are raised to 1 KiB.
-	// Small fixed buffers (64 KiB per open run while merging, 64 at most,
-	// one 256 KiB fan-out array) come on top. Measured with 10M 8-byte
-	// serials and the default: peak live heap 30 MiB, peak RSS 39 MiB.
+	// other is written out in the background), 24 bytes per entry plus the
+	// bytes of serials longer than 11. Beyond it, entries are spilled to
+	// temp files in the Writer's directory (partition.go) and read back,
+	// one key range at a time, at Commit. 0 means 32 MiB; values below 1
+	// KiB are raised to 1 KiB. Small fixed buffers come on top: 64 KiB per
+	// spill file (at most 64, one per key range, or 64 runs while merging a
+	// key range that did not fit) and one 256 KiB fan-out array. Measured
+	// with 10M 8-byte serials and the default: peak live heap 30 MiB, peak
+	// RSS 45 MiB (BenchmarkBuild).
 	MemoryLimit int
 	// Tables is the number of tables in the file, 1..65536 (0 means 1).
 	Tables int
@@ -56,12 +59,13 @@ type setStat struct {
 // positive | magnitude length (uint16 BE) | magnitude, so bytes.Compare of
 // keys is the file order. Buffered entries are fixed 24-byte items holding
 // the key's first 16 bytes (whole keys of serials up to 11 bytes) and the
-// attributes; longer keys keep their remaining bytes in an arena. When the
-// buffer is full it is sorted (radix sort; equal keys in arrival order) and
-// spilled by a background goroutine as a run file of records [key length
-// uint16 LE][key][attr uint32 LE], while Add fills the other buffer. While
-// input arrives in order nothing is sorted and every spill extends the one
-// run file, so Commit has nothing to merge.
+// attributes; longer keys keep their remaining bytes in an arena. While
+// input arrives in key order, each full buffer extends one sorted run file
+// of records [key length uint16 LE][key][attr uint32 LE] and Commit has
+// nothing to sort. Once it does not, full buffers are distributed by key
+// range to bucket files, and Commit sorts one bucket at a time in memory
+// (radix sort; equal keys in arrival order) while the previous one is
+// written out; see partition.go.
 //
 // Add, Commit and Abort must not be called concurrently; Abort (or a
 // failed Commit) is what removes the run files, so a caller that gives up
@@ -79,7 +83,11 @@ type Writer struct {
 	last    item // the last entry added and its arena bytes
 	lastR   []byte
 	runs    []*run
-	added   int64
+	parts   *partitions // buckets, once input arrived out of order
+	// For tests: buckets that did not fit in memory, and merge passes
+	// that reduced the fan-in of a merge.
+	oversized, reductions atomic.Int32
+	added                 int64
 
 	done bool
 }
@@ -428,17 +436,19 @@ func (w *Writer) spill() error {
 	}
 	var f *os.File
 	var err error
-	if w.global && len(w.runs) == 1 {
+	if w.global {
 		// In-order input: extend the one run.
-		f, err = os.OpenFile(w.runs[0].path, os.O_WRONLY|os.O_APPEND, 0)
-	} else {
-		f, err = os.CreateTemp(w.dir, runPrefix+"*")
-		if err == nil {
-			w.runs = append(w.runs, &run{path: f.Name()})
+		if len(w.runs) == 1 {
+			f, err = os.OpenFile(w.runs[0].path, os.O_WRONLY|os.O_APPEND, 0)
+		} else {
+			f, err = os.CreateTemp(w.dir, runPrefix+"*")
+			if err == nil {
+				w.runs = append(w.runs, &run{path: f.Name()})
+			}
 		}
-	}
-	if err != nil {
-		return fmt.Errorf("crlindex: spill: %w", err)
+		if err != nil {
+			return fmt.Errorf("crlindex: spill: %w", err)
+		}
 	}
 	b := w.b
 	if w.spare == nil {
@@ -447,7 +457,25 @@ func (w *Writer) spill() error {
 	w.b, w.spare = w.spare, b
 	w.b.sorted = true
 	w.pending = make(chan error, 1)
-	go func(done chan<- error) { done <- b.writeRun(f) }(w.pending)
+	switch {
+	case f != nil:
+		go func(done chan<- error) { done <- b.writeRun(f) }(w.pending)
+	case w.parts == nil:
+		// The first buffer out of order chooses the buckets' splitters.
+		// w.parts is read again only after waitSpill.
+		go func(done chan<- error) {
+			b.sortItems()
+			p, err := newPartitions(w.dir, b.items, w.limit)
+			if err == nil {
+				w.parts = p
+				err = p.write(b)
+			}
+			done <- err
+		}(w.pending)
+	default:
+		p := w.parts
+		go func(done chan<- error) { done <- p.write(b) }(w.pending)
+	}
 	return nil
 }
 
@@ -708,19 +736,20 @@ func (w *Writer) openSources(runs []*run) ([]source, func(), error) {
 	return srcs, closeAll, nil
 }
 
-// reduceRuns merges the oldest runs until at most maxFanIn−1 remain, so the
-// final merge (runs + the in-memory arena) has bounded fan-in.
-func (w *Writer) reduceRuns(ctx context.Context) error {
-	for len(w.runs) > maxFanIn-1 {
-		group := w.runs[:maxFanIn]
+// reduce merges the oldest runs until at most maxFanIn−1 remain, so that a
+// final merge (those runs and one more source) has bounded fan-in. It
+// returns the runs that remain, also on error (for the caller to remove).
+func (w *Writer) reduce(ctx context.Context, runs []*run) ([]*run, error) {
+	for len(runs) > maxFanIn-1 {
+		group := runs[:maxFanIn]
 		srcs, closeSrcs, err := w.openSources(group)
 		if err != nil {
-			return err
+			return runs, err
 		}
 		f, err := os.CreateTemp(w.dir, runPrefix+"*")
 		if err != nil {
 			closeSrcs()
-			return fmt.Errorf("crlindex: merge: %w", err)
+			return runs, fmt.Errorf("crlindex: merge: %w", err)
 		}
 		nr := &run{path: f.Name()}
 		bw := bufio.NewWriterSize(f, ioBufSize)
@@ -743,14 +772,13 @@ func (w *Writer) reduceRuns(ctx context.Context) error {
 		closeSrcs()
 		if err != nil {
 			os.Remove(nr.path)
-			return fmt.Errorf("crlindex: merge: %w", err)
+			return runs, fmt.Errorf("crlindex: merge: %w", err)
 		}
-		for _, r := range group {
-			os.Remove(r.path)
-		}
-		w.runs = append([]*run{nr}, w.runs[maxFanIn:]...)
+		removeRuns(group)
+		runs = append([]*run{nr}, runs[maxFanIn:]...)
+		w.reductions.Add(1)
 	}
-	return nil
+	return runs, nil
 }
 
 // Temp file name prefixes (RemoveTemps).
@@ -801,19 +829,35 @@ func (w *Writer) Commit(ctx context.Context, finalPath string, metadata []byte) 
 	if err := w.waitSpill(); err != nil {
 		return err
 	}
-	w.b.sortItems()
-	if err := w.reduceRuns(ctx); err != nil {
+	var src source
+	if w.parts != nil {
+		// The last buffer joins the buckets, which are then read back in
+		// order (partition.go).
+		if err := w.parts.write(w.b); err != nil {
+			return err
+		}
+		if err := w.parts.flush(); err != nil {
+			return err
+		}
+		bs := w.startBuckets(ctx, w.parts, [2]*buffer{w.b, w.spare}, w.limit/2-w.limit/16)
+		defer bs.close()
+		src = bs
+	} else {
+		w.b.sortItems()
+		src = &memSource{items: w.b.items, arena: w.b.arena, i: -1}
+	}
+	// Runs exist only from input that arrived in order (runs ≤ 1 then) or
+	// without partitions; they are older than the buffer and the buckets.
+	if w.runs, err = w.reduce(ctx, w.runs); err != nil {
 		return err
 	}
-	mem := &memSource{items: w.b.items, arena: w.b.arena, i: -1}
-	var src source = mem
 	if len(w.runs) > 0 {
 		srcs, closeSrcs, err := w.openSources(w.runs)
 		if err != nil {
 			return err
 		}
 		defer closeSrcs()
-		src = &mergeSource{all: append(srcs, mem)}
+		src = &mergeSource{all: append(srcs, src)}
 	}
 
 	dir := filepath.Dir(finalPath)
@@ -880,10 +924,12 @@ func (w *Writer) Abort() {
 func (w *Writer) cleanup() {
 	w.done = true
 	w.waitSpill()
-	for _, r := range w.runs {
-		os.Remove(r.path)
-	}
+	removeRuns(w.runs)
 	w.runs = nil
+	if w.parts != nil {
+		w.parts.remove()
+		w.parts = nil
+	}
 	w.b, w.spare, w.lastR = nil, nil, nil
 }
 
