@@ -36,14 +36,16 @@ const (
 	portAttempts = 5
 )
 
-// Mosquitto is one mosquitto process listening on 127.0.0.1 only, with
-// anonymous access and persistence off (so a restart forgets retained
-// messages and sessions, like a freshly installed broker).
+// Mosquitto is one mosquitto process listening on 127.0.0.1 only. With
+// StartMosquitto it allows anonymous access and keeps nothing (a restart
+// forgets retained messages and sessions, like a freshly installed broker);
+// StartMosquittoConf takes any configuration.
 type Mosquitto struct {
 	tb   testing.TB
 	bin  string
 	dir  string
 	port int
+	conf func(port int, dir string) string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -56,6 +58,29 @@ type Mosquitto struct {
 // skips) if mosquitto is not installed.
 func StartMosquitto(tb testing.TB) *Mosquitto {
 	tb.Helper()
+	return StartMosquittoConf(tb, AnonymousConf)
+}
+
+// AnonymousConf is StartMosquitto's configuration: one plain listener on
+// 127.0.0.1, anonymous access, no persistence, log to stderr.
+func AnonymousConf(port int, dir string) string {
+	return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+}
+
+// PersistentConf is AnonymousConf with persistence in the broker's
+// directory: sessions, their queued QoS 1 messages and retained messages
+// survive Stop/Restart (mosquitto writes its database on SIGTERM).
+func PersistentConf(port int, dir string) string {
+	return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\nlog_dest stderr\n", port, dir)
+}
+
+// StartMosquittoConf is StartMosquitto with the whole configuration file
+// written by conf, for the port chosen and the broker's own directory
+// (Dir), on every start. conf must make mosquitto listen on
+// 127.0.0.1:port; files it names may be placed in Dir before the test
+// starts the broker (or in a directory of the test's own).
+func StartMosquittoConf(tb testing.TB, conf func(port int, dir string) string) *Mosquitto {
+	tb.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, statErr := os.Stat(debianMosquitto); statErr != nil {
@@ -63,7 +88,7 @@ func StartMosquitto(tb testing.TB) *Mosquitto {
 		}
 		bin = debianMosquitto
 	}
-	m := &Mosquitto{tb: tb, bin: bin, dir: tb.TempDir(), log: new(Buffer)}
+	m := &Mosquitto{tb: tb, bin: bin, dir: tb.TempDir(), log: new(Buffer), conf: conf}
 	tb.Cleanup(func() {
 		m.Stop()
 		if tb.Failed() {
@@ -84,6 +109,12 @@ func StartMosquitto(tb testing.TB) *Mosquitto {
 	tb.Fatalf("mqtttest: start mosquitto: %v\n%s", lastErr, m.log.String())
 	return nil
 }
+
+// Dir is the broker's own directory (configuration, persistence).
+func (m *Mosquitto) Dir() string { return m.dir }
+
+// Log returns what mosquitto printed so far, over all its runs.
+func (m *Mosquitto) Log() string { return m.log.String() }
 
 // URL is the broker address for an MQTT client, e.g. "tcp://127.0.0.1:41234".
 func (m *Mosquitto) URL() string { return "tcp://" + m.Addr() }
@@ -124,7 +155,7 @@ func (m *Mosquitto) Restart() {
 // start launches mosquitto on m.port and waits until it accepts connections.
 func (m *Mosquitto) start() error {
 	conf := filepath.Join(m.dir, "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", m.port)
+	cfg := m.conf(m.port, m.dir)
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		return err
 	}
