@@ -127,6 +127,18 @@ type Options struct {
 	// will the broker publishes when the connection dies without DISCONNECT,
 	// offline with reason "connection-lost". All QoS 1.
 	StatusTopic string
+	// StatusInfo fills Device, Firmware and ConfigSHA256 of every Status
+	// published (online, offline and the last will).
+	StatusInfo Status
+	// PersistentSession asks the broker to keep this client's session
+	// (CleanSession false): its subscriptions, and the QoS 1 messages
+	// matching them, are kept while it is offline (and across broker
+	// restarts if the broker persists sessions). For subscribers that must
+	// not miss messages, such as the reference backend. Outgoing
+	// publishes keep the semantics above: the local store is still reset
+	// on every connect, so nothing is resumed and no token completes
+	// early. ClientID must then be stable.
+	PersistentSession bool
 	// KeepAlive is the MQTT keep-alive interval (whole seconds, at least 1 s);
 	// 0 means DefaultKeepAlive. A PINGRESP missing for min(KeepAlive, 10 s)
 	// after a ping counts as connection loss.
@@ -142,12 +154,22 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// StatusSchema versions the Status document (gateway/schema).
+const StatusSchema = "kazashi.status/v1"
+
 // Status is the JSON document retained on Options.StatusTopic.
 type Status struct {
-	Online bool `json:"online"`
+	Schema string `json:"schema"`
+	Online bool   `json:"online"`
 	// Reason says why a device is offline: "shutdown" (Close) or
 	// "connection-lost" (last will). Empty when online.
 	Reason string `json:"reason,omitempty"`
+	// Device, Firmware and ConfigSHA256 come from Options.StatusInfo: the
+	// device id, the firmware version and the SHA-256 of the effective
+	// configuration, so a fleet manager sees what each kiosk runs.
+	Device       string `json:"device_id,omitempty"`
+	Firmware     string `json:"firmware,omitempty"`
+	ConfigSHA256 string `json:"config_sha256,omitempty"`
 }
 
 // Status reasons.
@@ -276,7 +298,7 @@ func newClient(o Options) (*Client, error) {
 		AddBroker(o.Broker).
 		SetClientID(o.ClientID).
 		SetProtocolVersion(4). // MQTT 3.1.1 only; no silent 3.1 fallback doubling each failed attempt
-		SetCleanSession(true).
+		SetCleanSession(!o.PersistentSession).
 		SetStore(paho.NewMemoryStore()).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
@@ -293,7 +315,7 @@ func newClient(o Options) (*Client, error) {
 		po.SetPassword(o.Password)
 	}
 	if o.StatusTopic != "" {
-		po.SetBinaryWill(o.StatusTopic, statusJSON(Status{Online: false, Reason: ReasonConnectionLost}), 1, true)
+		po.SetBinaryWill(o.StatusTopic, c.statusJSON(false, ReasonConnectionLost), 1, true)
 	}
 	c.pc = paho.NewClient(po)
 	return c, nil
@@ -399,7 +421,7 @@ func (c *Client) afterConnect(ctx context.Context) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	if err := c.publish(sctx, c.opts.StatusTopic, statusJSON(Status{Online: true}), 1, true); err != nil {
+	if err := c.publish(sctx, c.opts.StatusTopic, c.statusJSON(true, ""), 1, true); err != nil {
 		c.log.Warn("mqtt: online status not published", "err", err)
 	}
 }
@@ -583,7 +605,7 @@ func (c *Client) Close() {
 		<-c.supervisorDone // no (re)connect or online status can follow
 		if c.opts.StatusTopic != "" && c.pc.IsConnectionOpen() {
 			ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-			err := c.publish(ctx, c.opts.StatusTopic, statusJSON(Status{Online: false, Reason: ReasonShutdown}), 1, true)
+			err := c.publish(ctx, c.opts.StatusTopic, c.statusJSON(false, ReasonShutdown), 1, true)
 			cancel()
 			if err != nil {
 				c.log.Warn("mqtt: offline status not published", "err", err)
@@ -605,7 +627,9 @@ func lostConnection(err error) bool {
 		strings.Contains(msg, "not currently connected")
 }
 
-func statusJSON(s Status) []byte {
+func (c *Client) statusJSON(online bool, reason string) []byte {
+	s := c.opts.StatusInfo
+	s.Schema, s.Online, s.Reason = StatusSchema, online, reason
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(err) // cannot happen for this struct

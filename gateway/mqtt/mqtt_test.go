@@ -15,9 +15,9 @@ import (
 )
 
 var (
-	online        = mqtt.Status{Online: true}
-	offlineClosed = mqtt.Status{Online: false, Reason: mqtt.ReasonShutdown}
-	offlineWill   = mqtt.Status{Online: false, Reason: mqtt.ReasonConnectionLost}
+	online        = mqtt.Status{Schema: mqtt.StatusSchema, Online: true}
+	offlineClosed = mqtt.Status{Schema: mqtt.StatusSchema, Online: false, Reason: mqtt.ReasonShutdown}
+	offlineWill   = mqtt.Status{Schema: mqtt.StatusSchema, Online: false, Reason: mqtt.ReasonConnectionLost}
 )
 
 func TestPublishSubscribeRoundTrip(t *testing.T) {
