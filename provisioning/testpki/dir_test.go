@@ -208,10 +208,13 @@ func TestLoadDirErrors(t *testing.T) {
 			if !errors.Is(err, ErrLoad) {
 				t.Fatalf("LoadDir: %v, want ErrLoad", err)
 			}
-			// Errors never carry secrets or personal data.
+			// Errors never carry secrets or personal data. The temp dir's
+			// random digits may contain a 4-digit PIN by chance: the path
+			// is taken out first.
 			c := p.Cards[KindValid]
+			msg := strings.ReplaceAll(err.Error(), dir, "<dir>")
 			for _, s := range []string{c.AuthPIN, c.SignPassword, c.CollationB, c.Person.Name, c.Person.IndividualNumber} {
-				if strings.Contains(err.Error(), s) {
+				if strings.Contains(msg, s) {
 					t.Errorf("error %q contains card data", err)
 				}
 			}
