@@ -13,6 +13,9 @@ const (
 	MessageReady   = "Place your My Number Card on the reader. / マイナンバーカードを読み取り部に置いてください。"
 	MessageReading = "Reading. Please keep the card still. / 読み取り中です。カードを動かさないでください。"
 	MessageFault   = "The reader is not available. Please ask the staff. / 読み取り機が使えません。係員にお知らせください。"
+	// MessageNotSaved: the tap's result could not be recorded, so it is
+	// not shown: the backend will not receive it.
+	MessageNotSaved = "Your card was read, but this kiosk could not save the result, so nothing was sent. Please take your card and ask the staff. / カードは読み取りましたが、この端末で結果を保存できなかったため、送信されていません。カードをお取りになり、係員にお知らせください。"
 )
 
 // credentialName names a credential for the holder.

@@ -123,6 +123,9 @@ const (
 	StateInput   State = "input"   // type a secret on the PIN pad, card stays on the reader
 	StateResult  State = "result"  // outcome shown, take the card
 	StateFault   State = "fault"   // reader not available
+	// StateNotSaved: the card was read but its result could not be
+	// recorded (outbox full, disk full); nothing was sent, take the card.
+	StateNotSaved State = "not-saved"
 )
 
 // Outcome of a tap.
@@ -300,10 +303,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			"read_ms", ev.ReadMS, "input_ms", ev.InputMS)
 		// The event is recorded (the daemon's sink is the durable outbox)
 		// before the screen shows the result.
-		if err := p.Sink.Publish(ctx, ev); err != nil && ctx.Err() == nil {
-			p.log().Error("tap: event not handed over", "event_id", ev.ID, "err", err)
+		// If it could not be recorded (outbox full, disk full), the screen
+		// must not show the tap as done: the result would never reach
+		// the backend.
+		if err := p.Sink.Publish(ctx, ev); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			p.log().Error("tap: event not recorded", "event_id", ev.ID, "err", err)
+			p.show(Screen{State: StateNotSaved, Message: MessageNotSaved})
+		} else {
+			p.show(Screen{State: StateResult, Reason: ev.Reason, Outcome: ev.Outcome, Message: ResultMessage(ev)})
 		}
-		p.show(Screen{State: StateResult, Reason: ev.Reason, Outcome: ev.Outcome, Message: ResultMessage(ev)})
 		if ev.Reason != ReasonRemoved {
 			if err := s.WaitRemoved(ctx); err != nil && ctx.Err() == nil {
 				p.log().Warn("tap: waiting for removal", "err", err)

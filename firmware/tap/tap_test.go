@@ -346,7 +346,8 @@ func TestRunPublishesEachTapAndWaitsForRemoval(t *testing.T) {
 }
 
 // TestRunSurvivesSinkFailure: a sink that refuses events does not stop the
-// kiosk; every tap is still read, shown and released.
+// kiosk; every tap is still read and released, and its screen says the
+// result was not saved instead of showing it as done.
 func TestRunSurvivesSinkFailure(t *testing.T) {
 	s1 := jpkiSession(t, "JPKIAPICCTOKEN2", testCert(t, 1))
 	s2 := jpkiSession(t, "JPKIAPICCTOKEN2", testCert(t, 2))
@@ -363,14 +364,20 @@ func TestRunSurvivesSinkFailure(t *testing.T) {
 	if s1.closed != 1 || s2.closed != 1 {
 		t.Fatalf("sessions closed %d, %d: the pipeline stalled on the failing sink", s1.closed, s2.closed)
 	}
-	results := 0
+	results, notSaved := 0, 0
 	for _, s := range disp.all {
-		if s.State == StateResult && s.Outcome == Accepted {
+		switch s.State {
+		case StateResult:
 			results++
+		case StateNotSaved:
+			if s.Message != MessageNotSaved || s.Outcome != "" || s.Reason != "" {
+				t.Errorf("not-saved screen %+v", s)
+			}
+			notSaved++
 		}
 	}
-	if results != 2 {
-		t.Fatalf("%d accepted results shown, want 2", results)
+	if results != 0 || notSaved != 2 {
+		t.Fatalf("%d results and %d not-saved screens shown, want 0 and 2", results, notSaved)
 	}
 }
 
