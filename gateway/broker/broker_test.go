@@ -65,7 +65,7 @@ func TestEmbeddedBrokerRoundTrip(t *testing.T) {
 	}
 	select {
 	case p := <-status:
-		if string(p) != `{"online":true}` {
+		if string(p) != `{"schema":"kazashi.status/v1","online":true}` {
 			t.Errorf("status = %s", p)
 		}
 	case <-time.After(waitLong):
