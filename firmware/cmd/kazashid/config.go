@@ -80,18 +80,43 @@ type Config struct {
 	} `json:"outbox"`
 	Clock ClockConfig `json:"clock"`
 	MQTT  struct {
-		// Broker is tcp://host:port; empty starts an embedded broker on
-		// EmbeddedListen (loopback only).
-		Broker         string `json:"broker"`
+		// Broker is tcp://host:port or ssl://host:port (mutual TLS: see
+		// TLS). Empty is an error unless Embedded is set.
+		Broker string `json:"broker"`
+		// Embedded starts a broker inside the daemon on EmbeddedListen
+		// (loopback only) and publishes to it: for the demo and for a
+		// backend on the same machine. Never the default: a kiosk
+		// without a broker would have its events acknowledged by
+		// nobody.
+		Embedded       bool   `json:"embedded"`
 		EmbeddedListen string `json:"embedded_listen"`
 		TopicPrefix    string `json:"topic_prefix"`
 		ClientID       string `json:"client_id"`
 		Username       string `json:"username"`
 		PasswordFile   string `json:"password_file"`
+		// TLS: the broker CA (pinned: no system roots), the device
+		// certificate and key (mutual TLS; the certificate's CN is the
+		// device id the broker's ACL uses) and the broker's name.
+		TLS struct {
+			CAFile     string `json:"ca_file"`
+			CertFile   string `json:"cert_file"`
+			KeyFile    string `json:"key_file"`
+			ServerName string `json:"server_name"`
+		} `json:"tls"`
+		// MaxPayload is the broker's packet limit minus headers (default
+		// 200 KiB, below the shipped Mosquitto max_packet_size of 256
+		// KiB): larger events are quarantined instead of sent.
+		MaxPayload int `json:"max_payload"`
+		// TelemetryInterval (default 60s).
+		TelemetryInterval Duration `json:"telemetry_interval"`
 	} `json:"mqtt"`
 	// PseudonymKeyFile holds the per-deployment key (hex, ≥ 16 bytes)
 	// that turns card issuer+serial into the pseudonymous card_id.
 	PseudonymKeyFile string `json:"pseudonym_key_file"`
+	// ShutdownGrace bounds the time from SIGTERM to exit spent sending
+	// queued events and the offline status (default 3s); what is not
+	// sent stays in the outbox.
+	ShutdownGrace Duration `json:"shutdown_grace"`
 	// LogLevel: debug, info, warn, error.
 	LogLevel string `json:"log_level"`
 }
@@ -223,6 +248,15 @@ func (c *Config) defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = Duration(3 * time.Second)
+	}
+	if c.MQTT.MaxPayload == 0 {
+		c.MQTT.MaxPayload = 200 << 10
+	}
+	if c.MQTT.TelemetryInterval == 0 {
+		c.MQTT.TelemetryInterval = Duration(time.Minute)
+	}
 	if c.Profile.Name == "" {
 		c.Profile.Name = "card-check"
 	}
@@ -294,6 +328,9 @@ func (c *Config) resolve(dir string) {
 	c.Profile.DocumentFile = abs(c.Profile.DocumentFile)
 	c.PseudonymKeyFile = abs(c.PseudonymKeyFile)
 	c.MQTT.PasswordFile = abs(c.MQTT.PasswordFile)
+	c.MQTT.TLS.CAFile = abs(c.MQTT.TLS.CAFile)
+	c.MQTT.TLS.CertFile = abs(c.MQTT.TLS.CertFile)
+	c.MQTT.TLS.KeyFile = abs(c.MQTT.TLS.KeyFile)
 }
 
 func (c *Config) validate() error {
@@ -343,6 +380,22 @@ func (c *Config) validate() error {
 	}
 	if c.PseudonymKeyFile == "" {
 		errs = append(errs, errors.New("pseudonym_key_file must be set"))
+	}
+	switch {
+	case c.MQTT.Broker == "" && !c.MQTT.Embedded:
+		errs = append(errs, errors.New("mqtt.broker must name the backend's broker (or set mqtt.embedded for a demo or a backend on this machine)"))
+	case c.MQTT.Broker != "" && c.MQTT.Embedded:
+		errs = append(errs, errors.New("mqtt.broker and mqtt.embedded exclude each other"))
+	}
+	tls := c.MQTT.TLS
+	if (tls.CertFile == "") != (tls.KeyFile == "") {
+		errs = append(errs, errors.New("mqtt.tls.cert_file and mqtt.tls.key_file go together"))
+	}
+	if tls.CertFile != "" && tls.CAFile == "" {
+		errs = append(errs, errors.New("mqtt.tls.ca_file must pin the broker's CA when a device certificate is used"))
+	}
+	if c.ShutdownGrace < 0 || c.MQTT.TelemetryInterval < 0 || c.MQTT.MaxPayload < 0 {
+		errs = append(errs, errors.New("shutdown_grace, mqtt.telemetry_interval and mqtt.max_payload must not be negative"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -26,11 +26,18 @@ func TestLoadConfigDefaultsAndPaths(t *testing.T) {
   "device_id": "kiosk-7",
   "reader": {"port": "/dev/ttyAMA0"},
   "trust": {"crls": ["crl/auth.crl"], "anchors": ["/etc/abs.pem"]},
+  "mqtt": {"broker": "ssl://broker.example:8883", "tls": {"ca_file": "tls/ca.pem", "cert_file": "tls/kiosk-7.pem", "key_file": "tls/kiosk-7.key"}},
   "pseudonym_key_file": "key"
 }`)
 	c, err := LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tl := c.MQTT.TLS; tl.CAFile != filepath.Join(dir, "tls/ca.pem") || tl.CertFile != filepath.Join(dir, "tls/kiosk-7.pem") || tl.KeyFile != filepath.Join(dir, "tls/kiosk-7.key") {
+		t.Errorf("tls paths %+v", tl)
+	}
+	if time.Duration(c.ShutdownGrace) != 3*time.Second || c.MQTT.MaxPayload != 200<<10 || time.Duration(c.MQTT.TelemetryInterval) != time.Minute || c.MQTT.Embedded {
+		t.Errorf("uplink defaults: grace %v, max payload %d, telemetry %v, embedded %v", c.ShutdownGrace, c.MQTT.MaxPayload, c.MQTT.TelemetryInterval, c.MQTT.Embedded)
 	}
 	if c.Reader.Driver != "pn532-uart" || c.Reader.Baud != 115200 || time.Duration(c.Reader.PollInterval) != 150*time.Millisecond {
 		t.Errorf("reader defaults %+v", c.Reader)
@@ -168,7 +175,7 @@ func TestRunRefusesBadTrustMaterial(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "key"), c.key)
 			cfg := `{"device_id":"k","reader":{"port":"/nonexistent"},
  "trust":{"anchors":["pki/anchors/jpki-test-auth.pem"],"crls":["bad.crl"],"allow_test":` + map[bool]string{true: "true", false: "false"}[c.allowTest] + `},
- "state_dir":"state","mqtt":{"embedded_listen":"127.0.0.1:0"},"pseudonym_key_file":"key"}`
+ "state_dir":"state","mqtt":{"embedded":true,"embedded_listen":"127.0.0.1:0"},"pseudonym_key_file":"key"}`
 			p := writeFile(t, filepath.Join(dir, "k.json"), cfg)
 			var out, errb bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -183,5 +190,28 @@ func TestRunRefusesBadTrustMaterial(t *testing.T) {
 				t.Fatalf("the pseudonym key leaked into the error or log: %v", err)
 			}
 		})
+	}
+}
+
+// TestConfigBrokerRequired: a configuration without a broker is an error
+// unless the embedded broker is asked for explicitly; TLS files must be
+// complete.
+func TestConfigBrokerRequired(t *testing.T) {
+	base := `"device_id": "k", "reader": {"port": "/dev/x"}, "trust": {"crls": ["c"]}, "pseudonym_key_file": "key"`
+	for _, tc := range []struct{ mqtt, want string }{
+		{`{}`, "mqtt.broker must name the backend's broker"},
+		{`{"broker": "tcp://b:1883", "embedded": true}`, "mqtt.broker and mqtt.embedded exclude each other"},
+		{`{"broker": "ssl://b:8883", "tls": {"ca_file": "ca", "cert_file": "c"}}`, "mqtt.tls.cert_file and mqtt.tls.key_file go together"},
+		{`{"broker": "ssl://b:8883", "tls": {"cert_file": "c", "key_file": "k"}}`, "mqtt.tls.ca_file must pin the broker's CA"},
+		{`{"embedded": true}`, ""},
+	} {
+		p := writeFile(t, filepath.Join(t.TempDir(), "k.json"), "{"+base+`, "mqtt": `+tc.mqtt+"}")
+		_, err := LoadConfig(p)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("mqtt %s: %v", tc.mqtt, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("mqtt %s: error %v, want %q", tc.mqtt, err, tc.want)
+		}
 	}
 }

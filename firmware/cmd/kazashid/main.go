@@ -15,18 +15,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/kazashi/kazashi/drivers/pn532"
 	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/tap"
-	"github.com/kazashi/kazashi/gateway/backoff"
-	"github.com/kazashi/kazashi/gateway/broker"
-	"github.com/kazashi/kazashi/gateway/mqtt"
-	"github.com/kazashi/kazashi/gateway/outbox"
 	"github.com/kazashi/kazashi/hw/board"
 )
 
@@ -110,70 +104,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer input.Close()
 	}
 
-	brokerURL := cfg.MQTT.Broker
-	if brokerURL == "" {
-		b, err := broker.Start(ctx, cfg.MQTT.EmbeddedListen, log.With("component", "broker"))
-		if err != nil {
-			return fmt.Errorf("embedded broker: %w", err)
-		}
-		defer b.Close()
-		brokerURL = b.Addr()
-		log.Info("embedded MQTT broker", "addr", brokerURL)
-	}
-	password := ""
-	if cfg.MQTT.PasswordFile != "" {
-		p, err := os.ReadFile(cfg.MQTT.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("mqtt password: %w", err)
-		}
-		password = strings.TrimSpace(string(p))
-	}
-	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.DeviceID
-	// Events go to the durable outbox before the tap counts as done; the
-	// deliverer sends them in order and removes each after its PUBACK.
-	if err := os.MkdirAll(filepath.Dir(cfg.Outbox.Path), 0o750); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxMessages: cfg.Outbox.MaxMessages, MaxBytes: cfg.Outbox.MaxBytes})
+	ul, closeUplink, err := startUplink(ctx, cfg, *cfgPath, tl, log)
 	if err != nil {
 		return err
 	}
-	defer ob.Close()
-	deliver := &outbox.Deliverer{Outbox: ob, Log: log.With("component", "outbox"),
-		Refused: func(err error) bool { return errors.Is(err, mqtt.ErrInvalidTopic) }}
-	sink := &eventSink{outbox: ob, deliver: deliver, topic: prefix + "/events"}
-	deliverCtx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
-	delivered := make(chan struct{})
-	go func() { _ = deliver.Run(deliverCtx); close(delivered) }()
-	clientc := make(chan *mqtt.Client, 1)
-	go func() {
-		c := connectLoop(ctx, mqtt.Options{
-			Broker:      brokerURL,
-			ClientID:    cfg.MQTT.ClientID,
-			Username:    cfg.MQTT.Username,
-			Password:    password,
-			StatusTopic: prefix + "/status",
-			Logger:      log.With("component", "mqtt"),
-		}, log)
-		if c != nil {
-			deliver.Attach(c)
-			go tl.Report(ctx, time.Minute, func(ctx context.Context, b []byte) error {
-				return c.Publish(ctx, prefix+"/status/revocation", b, 1, true)
-			})
-		}
-		clientc <- c
-	}()
-	defer func() {
-		deliver.Drain(3 * time.Second)
-		stopDeliver()
-		<-delivered
-		if st, err := ob.Stats(); err == nil && st.Depth > 0 {
-			log.Info("events kept in the outbox for the next start", "count", st.Depth)
-		}
-		if c := <-clientc; c != nil {
-			c.Close()
-		}
-	}()
+	defer closeUplink()
+	sink := &eventSink{uplink: ul}
 
 	reader := &pn532Reader{
 		open:     func() (io.ReadWriteCloser, error) { return board.OpenUART(cfg.Reader.Port, cfg.Reader.Baud) },
@@ -218,29 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if input != nil {
 		p.Input, p.Local = input, input
 	}
-	log.Info("kazashid running", "profile", cfg.Profile.Name, "reader", cfg.Reader.Port, "events", prefix+"/events", "test_mode", cfg.Trust.AllowTest)
+	log.Info("kazashid running", "profile", cfg.Profile.Name, "reader", cfg.Reader.Port, "events", cfg.MQTT.TopicPrefix+"/"+cfg.DeviceID+"/events", "test_mode", cfg.Trust.AllowTest)
 	return p.Run(ctx)
-}
-
-// connectLoop connects to the broker, retrying with backoff until ctx ends.
-func connectLoop(ctx context.Context, o mqtt.Options, log *slog.Logger) *mqtt.Client {
-	retry := backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second}.New()
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := mqtt.Connect(cctx, o)
-		cancel()
-		if err == nil {
-			log.Info("connected to MQTT broker", "broker", o.Broker)
-			return c
-		}
-		wait := retry.Next()
-		log.Warn("MQTT broker unreachable, retrying", "broker", o.Broker, "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

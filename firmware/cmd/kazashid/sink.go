@@ -6,15 +6,13 @@ import (
 	"fmt"
 
 	"github.com/kazashi/kazashi/firmware/tap"
-	"github.com/kazashi/kazashi/gateway/outbox"
+	"github.com/kazashi/kazashi/gateway/uplink"
 )
 
-// eventSink adapts the durable outbox to tap.Sink: an event is on disk
-// (fsynced) when Publish returns nil.
+// eventSink adapts the uplink to tap.Sink: an event is on disk (fsynced)
+// when Publish returns nil.
 type eventSink struct {
-	outbox  *outbox.Outbox
-	deliver *outbox.Deliverer
-	topic   string
+	uplink *uplink.Uplink
 }
 
 func (s *eventSink) Publish(ctx context.Context, e tap.Event) error {
@@ -22,9 +20,5 @@ func (s *eventSink) Publish(ctx context.Context, e tap.Event) error {
 	if err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
-	if _, err := s.outbox.Enqueue(ctx, e.ID, s.topic, b); err != nil {
-		return err
-	}
-	s.deliver.Notify()
-	return nil
+	return s.uplink.Record(ctx, e.ID, b)
 }
