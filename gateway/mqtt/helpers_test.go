@@ -49,15 +49,7 @@ func connect(t testing.TB, o mqtt.Options) *mqtt.Client {
 }
 
 // testLogger collects the client's log and prints it only if the test fails.
-func testLogger(t testing.TB) *slog.Logger {
-	buf := new(mqtttest.Buffer)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("client log:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t testing.TB) *slog.Logger { return mqtttest.Logger(t) }
 
 type message struct {
 	topic    string

@@ -22,15 +22,7 @@ const waitLong = 10 * time.Second
 
 var seq atomic.Int64
 
-func testLogger(t testing.TB) *slog.Logger {
-	buf := new(mqtttest.Buffer)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t testing.TB) *slog.Logger { return mqtttest.Logger(t) }
 
 func mqttOpts(t testing.TB, broker string) mqtt.Options {
 	return mqtt.Options{Broker: broker, ClientID: fmt.Sprintf("kz-uplink-%d", seq.Add(1)),

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -224,4 +225,16 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Logger returns a debug logger that collects what it is given and prints
+// it only if the test fails.
+func Logger(tb testing.TB) *slog.Logger {
+	buf := new(Buffer)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
