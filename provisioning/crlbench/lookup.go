@@ -155,7 +155,7 @@ func daemonStart(ctx context.Context, kazashid, work string, f *Fixture) (time.D
   "reader": {"port": %q},
   "trust": {"anchors": [%q], "crls": [%q], "allow_test": true},
   "state_dir": %q,
-  "mqtt": {"embedded_listen": "127.0.0.1:0"},
+  "mqtt": {"embedded": true, "embedded_listen": "127.0.0.1:0"},
   "pseudonym_key_file": "pseudonym.key"
 }`, filepath.Join(dir, "no-reader"), f.CA, f.Base, filepath.Join(dir, "state"))
 	cfgFile := filepath.Join(dir, "kazashid.json")
