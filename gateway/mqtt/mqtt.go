@@ -152,6 +152,8 @@ type Options struct {
 	// Logger receives connection events (never payloads or passwords); nil
 	// discards.
 	Logger *slog.Logger
+	// Now is the clock of ConnectedSince (default time.Now).
+	Now func() time.Time
 }
 
 // StatusSchema versions the Status document (gateway/schema).
@@ -181,7 +183,6 @@ const (
 // Client is a connection to one broker that reconnects by itself until Close.
 // Its methods are safe for concurrent use.
 type Client struct {
-	pc     paho.Client
 	opts   Options
 	broker string // redacted URL, for errors and logs
 	scheme string
@@ -201,6 +202,15 @@ type Client struct {
 
 	subsMu sync.Mutex
 	subs   map[string]subscription // by filter; re-subscribed on reconnect
+
+	// pc is the paho client of the current connection attempt; po builds
+	// a new one for each (connectOnce).
+	pcMu sync.Mutex
+	pc   paho.Client
+	po   *paho.ClientOptions
+
+	upMu    sync.Mutex
+	upSince time.Time // when the current connection came up (ConnectedSince)
 }
 
 type subscription struct {
@@ -281,6 +291,9 @@ func newClient(o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 
 	c := &Client{
 		opts:           o,
@@ -317,6 +330,7 @@ func newClient(o Options) (*Client, error) {
 	if o.StatusTopic != "" {
 		po.SetBinaryWill(o.StatusTopic, c.statusJSON(false, ReasonConnectionLost), 1, true)
 	}
+	c.po = po
 	c.pc = paho.NewClient(po)
 	return c, nil
 }
@@ -354,7 +368,11 @@ func (c *Client) connectOnce(ctx context.Context) (refused bool, err error) {
 	c.dialCtx = actx
 	c.dialMu.Unlock()
 
-	tok := c.pc.Connect()
+	pc := paho.NewClient(c.po) // see handOver
+	c.pcMu.Lock()
+	c.pc = pc
+	c.pcMu.Unlock()
+	tok := pc.Connect()
 	// No select on ctx here: the dial honours actx and the handshake deadline
 	// is clamped to it (handshakeConn), so the token completes soon after actx
 	// ends. Returning earlier could leave a connection coming up unobserved.
@@ -402,6 +420,9 @@ func (c *Client) dial(_ *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 // online status. Failures are logged; a connection loss in between triggers
 // another reconnect that repeats this.
 func (c *Client) afterConnect(ctx context.Context) {
+	c.upMu.Lock()
+	c.upSince = c.opts.Now()
+	c.upMu.Unlock()
 	c.subsMu.Lock()
 	subs := make(map[string]subscription, len(c.subs))
 	for f, s := range c.subs {
@@ -450,7 +471,7 @@ func (c *Client) supervise() {
 			if !sleepCtx(c.life, b.Next()) {
 				return
 			}
-			if c.pc.IsConnectionOpen() {
+			if c.paho().IsConnectionOpen() {
 				break
 			}
 			refused, err := c.connectOnce(c.life)
@@ -484,17 +505,60 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte, qos 
 }
 
 func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos byte, retained bool) error {
-	if err := validTopic(topic); err != nil {
+	wait, err := c.handOver(ctx, topic, payload, qos, retained)
+	if err != nil {
 		return err
 	}
+	return wait()
+}
+
+// PublishAsync is Publish in two steps, for a caller that keeps several
+// QoS 1 messages in flight in order (gateway/outbox's Deliverer). It
+// returns once paho has queued the packet for the live connection's
+// writer, behind the packets of earlier calls (one writer goroutine per
+// connection writes them in that order), and fails at once with
+// ErrNotConnected while disconnected. wait then blocks until the PUBACK
+// (nil), the loss of the connection (ErrNotConnected) or the end of ctx.
+// A packet queued for one connection is never written on a later one:
+// paho fails the tokens of a lost connection and the store is reset on
+// every connect (package comment).
+func (c *Client) PublishAsync(ctx context.Context, topic string, payload []byte, qos byte, retained bool) (wait func() error, err error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("%w: publish %q", ErrClosed, topic)
+	}
+	return c.handOver(ctx, topic, payload, qos, retained)
+}
+
+// ConnectedSince is when the current connection came up (by Options.Now),
+// zero while there is none.
+func (c *Client) ConnectedSince() time.Time {
+	if !c.Connected() {
+		return time.Time{}
+	}
+	c.upMu.Lock()
+	defer c.upMu.Unlock()
+	return c.upSince
+}
+
+func (c *Client) handOver(ctx context.Context, topic string, payload []byte, qos byte, retained bool) (func() error, error) {
+	if err := validTopic(topic); err != nil {
+		return nil, err
+	}
 	if qos > 2 {
-		return fmt.Errorf("mqtt: publish %q: invalid QoS %d", topic, qos)
+		return nil, fmt.Errorf("mqtt: publish %q: invalid QoS %d", topic, qos)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mqtt: publish %q: %w", topic, err)
+		return nil, fmt.Errorf("mqtt: publish %q: %w", topic, err)
 	}
-	if !c.pc.IsConnectionOpen() {
-		return fmt.Errorf("%w: publish %q", ErrNotConnected, topic)
+	// One paho client per connection attempt (connectOnce): paho queues
+	// publishes on a channel that outlives its connections, so a Publish
+	// that found the connection up but whose packet was not taken before
+	// it died would wait (up to writeTimeout) and then be written on the
+	// next connection, ahead of everything published after it. A packet
+	// handed to this connection's client can only go out on it.
+	pc := c.paho()
+	if !pc.IsConnectionOpen() {
+		return nil, fmt.Errorf("%w: publish %q", ErrNotConnected, topic)
 	}
 	// paho keeps the slice until the acknowledgement, possibly after we gave
 	// up on ctx; copy it so the caller may reuse its buffer.
@@ -502,25 +566,40 @@ func (c *Client) publish(ctx context.Context, topic string, payload []byte, qos 
 	// paho's Publish can block (up to writeTimeout) handing the packet to a
 	// writer that just died; run it aside so ctx is honoured.
 	tokc := make(chan paho.Token, 1)
-	go func() { tokc <- c.pc.Publish(topic, qos, retained, payload) }()
+	go func() { tokc <- pc.Publish(topic, qos, retained, payload) }()
 	var tok paho.Token
 	select {
 	case tok = <-tokc:
 	case <-ctx.Done():
-		return fmt.Errorf("mqtt: publish %q: %w", topic, ctx.Err())
+		return nil, fmt.Errorf("mqtt: publish %q: %w", topic, ctx.Err())
 	}
+	// A token already failed means paho refused the hand-over (it found
+	// the connection down): not handed over.
 	select {
 	case <-tok.Done():
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: publish %q: no acknowledgement: %w", topic, ctx.Err())
-	}
-	if err := tok.Error(); err != nil {
-		if lostConnection(err) {
-			return fmt.Errorf("%w: publish %q: %w", ErrNotConnected, topic, err)
+		if err := tok.Error(); err != nil {
+			return nil, c.tokenError(topic, err)
 		}
-		return fmt.Errorf("mqtt: publish %q: %w", topic, err)
+	default:
 	}
-	return nil
+	return func() error {
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: publish %q: no acknowledgement: %w", topic, ctx.Err())
+		}
+		if err := tok.Error(); err != nil {
+			return c.tokenError(topic, err)
+		}
+		return nil
+	}, nil
+}
+
+func (c *Client) tokenError(topic string, err error) error {
+	if lostConnection(err) {
+		return fmt.Errorf("%w: publish %q: %w", ErrNotConnected, topic, err)
+	}
+	return fmt.Errorf("mqtt: publish %q: %w", topic, err)
 }
 
 // Subscribe registers fn for messages matching filter and waits for the
@@ -558,12 +637,13 @@ func (c *Client) Subscribe(ctx context.Context, filter string, qos byte, fn func
 }
 
 func (c *Client) subscribe(ctx context.Context, filter string, s subscription) error {
-	if !c.pc.IsConnectionOpen() {
+	pc := c.paho()
+	if !pc.IsConnectionOpen() {
 		return fmt.Errorf("%w: subscribe %q", ErrNotConnected, filter)
 	}
 	handler := func(_ paho.Client, m paho.Message) { s.fn(m.Topic(), m.Payload()) }
 	tokc := make(chan paho.Token, 1)
-	go func() { tokc <- c.pc.Subscribe(filter, s.qos, handler) }() // may block like Publish
+	go func() { tokc <- pc.Subscribe(filter, s.qos, handler) }() // may block like Publish
 	var tok paho.Token
 	select {
 	case tok = <-tokc:
@@ -591,7 +671,7 @@ func (c *Client) subscribe(ctx context.Context, filter string, s subscription) e
 
 // Connected reports whether the client has a live connection right now.
 func (c *Client) Connected() bool {
-	return !c.closed.Load() && c.pc.IsConnectionOpen()
+	return !c.closed.Load() && c.paho().IsConnectionOpen()
 }
 
 // Close stops reconnecting, publishes the retained offline status (reason
@@ -603,7 +683,7 @@ func (c *Client) Close() {
 		c.closed.Store(true)
 		c.stopLife()
 		<-c.supervisorDone // no (re)connect or online status can follow
-		if c.opts.StatusTopic != "" && c.pc.IsConnectionOpen() {
+		if c.opts.StatusTopic != "" && c.paho().IsConnectionOpen() {
 			ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 			err := c.publish(ctx, c.opts.StatusTopic, c.statusJSON(false, ReasonShutdown), 1, true)
 			cancel()
@@ -611,9 +691,15 @@ func (c *Client) Close() {
 				c.log.Warn("mqtt: offline status not published", "err", err)
 			}
 		}
-		c.pc.Disconnect(disconnectQuiesce)
+		c.paho().Disconnect(disconnectQuiesce)
 		c.log.Info("mqtt: closed", "broker", c.broker)
 	})
+}
+
+func (c *Client) paho() paho.Client {
+	c.pcMu.Lock()
+	defer c.pcMu.Unlock()
+	return c.pc
 }
 
 // lostConnection reports whether a paho token error means the connection was

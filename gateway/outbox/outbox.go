@@ -345,3 +345,63 @@ func (o *Outbox) Size() int64 {
 	}
 	return st.Size()
 }
+
+// peekAfter returns up to n queued messages with a sequence number above
+// after, in order: the deliverer's read cursor, behind which are the
+// messages it has in flight or whose removal is pending.
+func (o *Outbox) peekAfter(after uint64, n int) ([]Message, error) {
+	var out []Message
+	err := o.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bQueue).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < n; k, v = c.Next() {
+			var m Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			m.Seq = binary.BigEndian.Uint64(k)
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return out, nil
+}
+
+// ackAll is Ack for many delivered messages (as read from the queue) in
+// one transaction, so one fsync: bbolt commits synchronously, and a commit
+// per message would bound the drain of a backlog by the disk's sync rate.
+// Messages no longer queued are skipped.
+func (o *Outbox) ackAll(ms []Message) error {
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		q, ids, meta := tx.Bucket(bQueue), tx.Bucket(bIDs), tx.Bucket(bMeta)
+		var count, size int64
+		for _, m := range ms {
+			k := seqKey(m.Seq)
+			if q.Get(k) == nil {
+				continue
+			}
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+			// The id maps to this sequence until it is removed (Enqueue
+			// de-duplicates), but check rather than trust the caller.
+			if s := ids.Get([]byte(m.ID)); s != nil && binary.BigEndian.Uint64(s) == m.Seq {
+				if err := ids.Delete([]byte(m.ID)); err != nil {
+					return err
+				}
+			}
+			count++
+			size += int64(len(m.Payload))
+		}
+		if count == 0 {
+			return nil
+		}
+		return account(meta, -count, -size)
+	})
+	if err != nil {
+		return fmt.Errorf("%w: ack: %w", ErrStorage, err)
+	}
+	return nil
+}
