@@ -166,15 +166,21 @@ func (l *Layer) Close() error {
 
 // Status is the layer's part of the daemon status.
 type Status struct {
+	// Schema is StatusSchema (gateway/schema validates it).
+	Schema     string             `json:"schema"`
 	Clock      trustclock.Reading `json:"clock"`
 	Revocation revocation.Status  `json:"revocation"`
 	// AgeS is the age of the newest loaded CRL in seconds (nil: none).
 	AgeS *int64 `json:"revocation_age_s,omitempty"`
 }
 
+// StatusSchema versions the Status document, published retained on the
+// device's status/revocation topic.
+const StatusSchema = "kazashi.revocation-status/v1"
+
 // Status reports the clock and the revocation store.
 func (l *Layer) Status() Status {
-	st := Status{Clock: l.clock.Now(), Revocation: l.store.Status()}
+	st := Status{Schema: StatusSchema, Clock: l.clock.Now(), Revocation: l.store.Status()}
 	if age, ok := l.RevocationAge(st.Clock.Time); ok {
 		s := int64(age / time.Second)
 		st.AgeS = &s
