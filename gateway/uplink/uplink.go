@@ -120,8 +120,22 @@ func Start(cfg Config) (*Uplink, error) {
 	if d.Log == nil {
 		d.Log = log.With("component", "outbox")
 	}
+	if d.Allowed == nil {
+		// The shipped ACL (deploy/mosquitto/acl) lets a device write only
+		// under its own tree; anything else would be PUBACKed and dropped.
+		d.Allowed = cfg.Tree.Owns
+	}
 	u := &Uplink{cfg: cfg, log: log, deliver: d, started: cfg.Now(),
 		done: make(chan struct{}), delivery: make(chan struct{}), wake: make(chan struct{}, 1)}
+	// A quarantine shows in the health document at once, not at the next
+	// periodic look.
+	onQ := d.OnQuarantine
+	d.OnQuarantine = func(m outbox.Message, reason string) {
+		if onQ != nil {
+			onQ(m, reason)
+		}
+		u.kick()
+	}
 	u.life, u.stopLife = context.WithCancel(context.Background())
 	var dctx context.Context
 	dctx, u.stopDel = context.WithCancel(context.Background())

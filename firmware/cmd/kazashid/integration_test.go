@@ -110,45 +110,8 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(strings.Repeat("5a", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "document.txt"), []byte(testDocument), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var cv []string
-	for _, a := range pki.CVAnchors {
-		cv = append(cv, fmt.Sprintf(`{"id": %q, "purpose": %q, "file": %q}`, a.IDString, a.Purpose, filepath.Join("pki", testpki.CVAnchorFile(a))))
-	}
-	profile := fmt.Sprintf(`{"name": %q, "service": "it-service", "document_file": "document.txt"`, o.profile)
-	if o.floor != 0 {
-		profile += fmt.Sprintf(`, "tries_floor": %d`, o.floor)
-	}
-	if o.extra != "" {
-		profile += ", " + o.extra
-	}
-	profile += "}"
 	socket := filepath.Join(dir, "run", "holder.sock")
-	cfg := fmt.Sprintf(`{
-  "device_id": "it-kiosk",
-  "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"},
-  "profile": %s,
-  "holder_input": {"socket": %q, "timeout": %q},
-  "trust": {"anchors": [%q], "crls": [%q], "sign_anchors": [%q], "sign_crls": [%q],
-            "cv_anchors": [%s], "allow_test": true},
-  "mqtt": {"broker": %q},
-  "state_dir": "state",
-  "revocation": {"poll": %q},
-  "pseudonym_key_file": "key",
-  "log_level": "debug"
-}`, link, profile, socket, o.inputTimeout,
-		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
-		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
-		strings.Join(cv, ", "), proxy.URL(), o.poll)
-	cfgPath := filepath.Join(dir, "kazashid.json")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, pki, link, proxy.URL(), socket, o)
 
 	r := &rig{t: t, dir: dir, pki: pki, sim: s, cards: cards, proxy: proxy,
 		events: make(chan tap.Event, 32), raw: make(chan []byte, 32), status: make(chan []byte, 32),
@@ -209,6 +172,53 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 		t.Fatal("daemon did not publish its online status within 15 s")
 	}
 	return r
+}
+
+// writeConfig writes the daemon's configuration into dir (which holds the
+// PKI files under pki/) for the simulator at link and the broker URL, and
+// returns its path.
+func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socket string, o rigOptions) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(strings.Repeat("5a", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "document.txt"), []byte(testDocument), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cv []string
+	for _, a := range pki.CVAnchors {
+		cv = append(cv, fmt.Sprintf(`{"id": %q, "purpose": %q, "file": %q}`, a.IDString, a.Purpose, filepath.Join("pki", testpki.CVAnchorFile(a))))
+	}
+	profile := fmt.Sprintf(`{"name": %q, "service": "it-service", "document_file": "document.txt"`, o.profile)
+	if o.floor != 0 {
+		profile += fmt.Sprintf(`, "tries_floor": %d`, o.floor)
+	}
+	if o.extra != "" {
+		profile += ", " + o.extra
+	}
+	profile += "}"
+	cfg := fmt.Sprintf(`{
+  "device_id": "it-kiosk",
+  "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"},
+  "profile": %s,
+  "holder_input": {"socket": %q, "timeout": %q},
+  "trust": {"anchors": [%q], "crls": [%q], "sign_anchors": [%q], "sign_crls": [%q],
+            "cv_anchors": [%s], "allow_test": true},
+  "mqtt": {"broker": %q},
+  "state_dir": "state",
+  "revocation": {"poll": %q},
+  "pseudonym_key_file": "key",
+  "log_level": "debug"
+}`, link, profile, socket, o.inputTimeout,
+		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
+		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
+		strings.Join(cv, ", "), broker, o.poll)
+	cfgPath := filepath.Join(dir, "kazashid.json")
+	if err := os.WriteFile(cfgPath, []byte(cfg+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+
 }
 
 // testDocument is what the sign and register profiles have the holder sign.

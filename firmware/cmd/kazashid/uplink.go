@@ -80,7 +80,10 @@ func startUplink(ctx context.Context, cfg *Config, cfgPath string, tl *trustlaye
 		return nil, nil, err
 	}
 	closers = append(closers, func() { ob.Close() })
-	d := &outbox.Deliverer{Refused: func(err error) bool { return errors.Is(err, mqtt.ErrInvalidTopic) }}
+	d := &outbox.Deliverer{
+		Refused:    func(err error) bool { return errors.Is(err, mqtt.ErrInvalidTopic) },
+		MaxPayload: cfg.MQTT.MaxPayload,
+	}
 	ul, err := uplink.Start(uplink.Config{
 		Tree: tree, MQTT: o, Outbox: ob, Deliverer: d,
 		Firmware: version, ConfigSHA256: hex.EncodeToString(digest[:]),
