@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/kazashi/kazashi/gateway/mqtt"
-	"github.com/kazashi/kazashi/gateway/outbox"
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
+	"github.com/kazashi/kazashi/gateway/outbox"
 	"github.com/kazashi/kazashi/hw/sim"
 	"github.com/kazashi/kazashi/provisioning/backend"
 )
@@ -226,8 +226,8 @@ func storedIDs(t *testing.T, s *backend.Store) map[string]bool {
 
 // Where a kill fell, as parseTaps reads it from the output.
 const (
-	whereReading   = "while a card was read"                       // after "reading", before the tap's log line
-	whereRecording = "while an event was recorded"                 // after the tap's log line, before its screen
+	whereReading   = "while a card was read"                        // after "reading", before the tap's log line
+	whereRecording = "while an event was recorded"                  // after the tap's log line, before its screen
 	whereElsewhere = "elsewhere (start-up, idle, removal, sending)" // no tap under way
 )
 
