@@ -17,6 +17,7 @@ import (
 	"github.com/kazashi/kazashi/firmware/tap"
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
+	"github.com/kazashi/kazashi/gateway/schema"
 	"github.com/kazashi/kazashi/hw/sim"
 	"github.com/kazashi/kazashi/provisioning/testpki"
 )
@@ -46,8 +47,31 @@ type rig struct {
 	answer func(holder.Request) padAction
 	asked  []holder.Request
 	// every MQTT payload seen on the device's topics
-	seenMu sync.Mutex
-	seen   []string
+	seenMu     sync.Mutex
+	seen       []string
+	seenTopics []string // the topic of each payload in seen
+}
+
+// schemasSeen validates every payload the daemon published so far against
+// the JSON Schema of its topic (gateway/schema) and counts them by schema.
+func (r *rig) schemasSeen() map[string]int {
+	r.t.Helper()
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	n := map[string]int{}
+	for i, p := range r.seen {
+		id, ok := schema.ForPrefix("kazashi", r.seenTopics[i])
+		if !ok {
+			r.t.Errorf("payload on %s: no schema for that topic", r.seenTopics[i])
+			continue
+		}
+		if err := schema.ValidateAs(id, []byte(p)); err != nil {
+			r.t.Errorf("payload on %s does not match %s: %v", r.seenTopics[i], id, err)
+			continue
+		}
+		n[id]++
+	}
+	return n
 }
 
 func (r *rig) payloads() []string {
@@ -125,6 +149,7 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 	err = sub.Subscribe(ctx, "kazashi/it-kiosk/#", 1, func(topic string, payload []byte) {
 		r.seenMu.Lock()
 		r.seen = append(r.seen, string(payload))
+		r.seenTopics = append(r.seenTopics, topic)
 		r.seenMu.Unlock()
 		switch {
 		case strings.HasSuffix(topic, "/events"):
@@ -144,6 +169,10 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 	}
 	go func() { r.done <- run(ctx, []string{"-config", cfgPath}, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
+		// Every test on a rig holds every payload to its schema; the
+		// offline status of the shutdown below arrives too late for this
+		// and is validated in gateway/schema's samples.
+		r.schemasSeen()
 		cancel()
 		select {
 		case err := <-r.done:
@@ -389,6 +418,24 @@ func TestDaemonEndToEnd(t *testing.T) {
 	for kind, c := range r.pki.Cards {
 		assertNoCardData(t, c.Cert, []byte(r.stdout.String()+r.stderr.String()), "daemon output ("+kind+")")
 	}
+
+	// Every document the daemon published matches its schema, and each
+	// kind it publishes on its own was seen: tap events, the online
+	// status, health, revocation status and telemetry (sent on connect).
+	var seen map[string]int
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		seen = r.schemasSeen()
+		if seen[schema.Tap] >= 7 && seen[schema.Status] >= 1 && seen[schema.Health] >= 1 &&
+			seen[schema.RevocationStatus] >= 1 && seen[schema.Telemetry] >= 1 {
+			break
+		}
+		if t.Failed() || time.Now().After(deadline) {
+			t.Fatalf("payloads validated by schema: %v, want every kind the daemon publishes", seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("validated against their schemas: %v", seen)
 }
 
 // TestDaemonKeepsEventsWhileBrokerUnreachable cuts the network between
