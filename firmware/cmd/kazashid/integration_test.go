@@ -94,6 +94,7 @@ type rigOptions struct {
 	inputTimeout string // holder_input.timeout, default 10s
 	extra        string // extra profile JSON members, e.g. `"individual_number_permitted": true`
 	poll         string // revocation.poll, default 200ms
+	top          string // extra top-level configuration members, e.g. `"shutdown_grace": "1s"`
 }
 
 func newRig(t *testing.T, opts ...rigOptions) *rig {
@@ -226,6 +227,10 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
 		profile += ", " + o.extra
 	}
 	profile += "}"
+	top := ""
+	if o.top != "" {
+		top = "\n  " + o.top + ","
+	}
 	cfg := fmt.Sprintf(`{
   "device_id": "it-kiosk",
   "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"},
@@ -236,12 +241,12 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
   "mqtt": {"broker": %q},
   "state_dir": "state",
   "revocation": {"poll": %q},
-  "pseudonym_key_file": "key",
+  "pseudonym_key_file": "key",%s
   "log_level": "debug"
 }`, link, profile, socket, o.inputTimeout,
 		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
 		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
-		strings.Join(cv, ", "), broker, o.poll)
+		strings.Join(cv, ", "), broker, o.poll, top)
 	cfgPath := filepath.Join(dir, "kazashid.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg+"\n"), 0o600); err != nil {
 		t.Fatal(err)
