@@ -159,7 +159,7 @@ func (u *Uplink) Record(ctx context.Context, id string, payload []byte) error {
 		if u.storage == nil {
 			u.storage = &Alarm{Code: AlarmStorage, Since: now}
 		}
-		u.storage.Message = "Events cannot be saved on this kiosk (disk full or failing); taps are refused until it is fixed: " + err.Error()
+		u.storage.Message = "Events cannot be saved on this kiosk (disk full or failing); taps are refused until it is fixed (this alarm clears when the next tap is saved): " + err.Error()
 		u.storage.Count++
 	}
 	u.mu.Unlock()
@@ -375,6 +375,7 @@ func (u *Uplink) Telemetry() Telemetry {
 			tm.Outbox.OldestAgeS = &a
 		}
 	}
+	tm.Outbox.Delivered = u.deliver.Stats().Delivered
 	if u.cfg.RevocationAge != nil {
 		if age, ok := u.cfg.RevocationAge(t); ok {
 			s := int64(age / time.Second)

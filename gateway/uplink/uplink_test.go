@@ -56,7 +56,11 @@ func watch(t *testing.T, broker, filter string) *watcher {
 	if err := c.Subscribe(ctx, filter, 1, func(topic string, p []byte) {
 		w.mu.Lock()
 		w.msgs = append(w.msgs, msg{topic, append([]byte(nil), p...)})
-		w.latest[topic] = append([]byte(nil), p...)
+		// Handlers run on their own goroutines in no order: a document
+		// older (by its "time") than the one kept does not replace it.
+		if !olderThan(p, w.latest[topic]) {
+			w.latest[topic] = append([]byte(nil), p...)
+		}
 		w.mu.Unlock()
 		select {
 		case w.notify <- struct{}{}:
@@ -66,6 +70,17 @@ func watch(t *testing.T, broker, filter string) *watcher {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// olderThan reports whether document a carries a "time" before b's.
+func olderThan(a, b []byte) bool {
+	var ta, tb struct {
+		Time time.Time `json:"time"`
+	}
+	if b == nil || json.Unmarshal(a, &ta) != nil || json.Unmarshal(b, &tb) != nil || ta.Time.IsZero() || tb.Time.IsZero() {
+		return false
+	}
+	return ta.Time.Before(tb.Time)
 }
 
 // until waits until cond (called under the lock) holds.
@@ -163,7 +178,7 @@ func TestRecordPresenceTelemetry(t *testing.T) {
 		if json.Unmarshal(w.latest[tree.Telemetry()], &tm) != nil {
 			return false
 		}
-		return tm.Schema == TelemetrySchema && tm.Device == "kiosk-1" && tm.Firmware == "v1.2.3" && tm.Outbox.Depth == 0 && tm.Outbox.OldestAgeS == nil
+		return tm.Schema == TelemetrySchema && tm.Device == "kiosk-1" && tm.Firmware == "v1.2.3" && tm.Outbox.Depth == 0 && tm.Outbox.OldestAgeS == nil && tm.Outbox.Delivered == 20
 	})
 	var h Health
 	w.mu.Lock()
