@@ -1,15 +1,11 @@
 package brokertest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,12 +15,6 @@ import (
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 	"github.com/kazashi/kazashi/gateway/topics"
-)
-
-// The shipped files, relative to this package.
-const (
-	confPath = "../../deploy/mosquitto/kazashi.conf"
-	aclPath  = "../../deploy/mosquitto/acl"
 )
 
 const (
@@ -58,122 +48,22 @@ type world struct {
 	foreign Leaf // CN devA, issued by other
 }
 
-// startBroker generates the certificates and starts Mosquitto with the
-// shipped kazashi.conf, in which only the listener port (bound to
-// 127.0.0.1), the cafile/certfile/keyfile/acl_file paths and
-// persistence_location are replaced. acl_file points at the shipped ACL
-// itself, unchanged.
+// startBroker starts Mosquitto with the shipped configuration
+// (StartShipped) and generates its clients' certificates.
 func startBroker(t *testing.T) *world {
 	t.Helper()
-	dir := brokerDir(t)
-	w := new(world)
-	w.ca = NewCA(t, dir, "ca", "Kazashi test device CA")
-	server := w.ca.Server(t, "server", []net.IP{net.IPv4(127, 0, 0, 1)}, "localhost")
+	sh := StartShipped(t)
+	w := &world{m: sh.Mosquitto, url: sh.URL, ca: sh.CA}
 	w.a = w.ca.Client(t, devA)
 	w.b = w.ca.Client(t, devB)
 	w.backend = w.ca.Client(t, backend)
-	otherDir := filepath.Join(dir, "other")
+	otherDir := filepath.Join(sh.Dir, "other")
 	if err := os.Mkdir(otherDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	w.other = NewCA(t, otherDir, "ca", "Kazashi test device CA") // same name, other key
 	w.foreign = w.other.Client(t, devA)
-
-	persist := filepath.Join(dir, "persist")
-	if err := os.Mkdir(persist, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	acl, err := filepath.Abs(aclPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Running as root, mosquitto drops to the "mosquitto" user before it
-	// reads its key and ACL and writes its database (mosquitto.conf(5),
-	// user), as in production: give it what the package's install gives it.
-	brokerOwns(t, server.KeyFile, persist)
-
-	shipped := readConf(t)
-	conf := func(port int, _ string) string {
-		return rewriteConf(t, shipped, map[string]string{
-			"listener":             fmt.Sprintf("%d 127.0.0.1", port),
-			"cafile":               w.ca.CertFile,
-			"certfile":             server.CertFile,
-			"keyfile":              server.KeyFile,
-			"acl_file":             acl,
-			"persistence_location": persist + "/",
-		})
-	}
-	w.m = mqtttest.StartMosquittoConf(t, conf)
-	w.url = "tls://" + w.m.Addr()
 	return w
-}
-
-// brokerDir is a fresh directory the broker's user can traverse (t.TempDir
-// sits in a 0700 directory of the test's user).
-func brokerDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "kazashi-brokertest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// brokerOwns hands paths to the mosquitto user when the test runs as root.
-func brokerOwns(t *testing.T, paths ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return // mosquitto keeps our identity and can read our files
-	}
-	u, err := user.Lookup("mosquitto")
-	if err != nil {
-		t.Fatalf("running as root and no mosquitto user to hand the broker's files to: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	for _, p := range paths {
-		if err := os.Chown(p, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func readConf(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(confPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// rewriteConf replaces the arguments of the given directives, each of which
-// must occur exactly once (uncommented) in conf; every other line is kept.
-func rewriteConf(t *testing.T, conf string, repl map[string]string) string {
-	t.Helper()
-	seen := make(map[string]int)
-	var out strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(conf))
-	for sc.Scan() {
-		line := sc.Text()
-		if f := strings.Fields(line); len(f) > 0 {
-			if v, ok := repl[f[0]]; ok {
-				seen[f[0]]++
-				line = f[0] + " " + v
-			}
-		}
-		out.WriteString(line + "\n")
-	}
-	for k := range repl {
-		if seen[k] != 1 {
-			t.Fatalf("shipped %s: directive %q occurs %d times, want exactly once", confPath, k, seen[k])
-		}
-	}
-	return out.String()
 }
 
 // files returns the TLS files of a client certificate under this world's CA.

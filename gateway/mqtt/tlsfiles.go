@@ -159,6 +159,7 @@ func loadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
 		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 			return tls.Certificate{}, fmt.Errorf("%w: certificate file %s: %w", ErrTLSFiles, certPath, err)
 		}
+		cert.Leaf = leaf
 	}
 	if len(leaf.ExtKeyUsage) > 0 &&
 		!slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) &&
@@ -266,4 +267,16 @@ func readAllLimited(r io.Reader, path, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s %s: larger than %d bytes", ErrTLSFiles, what, path, maxPEMFile)
 	}
 	return data, nil
+}
+
+// ClientIdentity is the subject common name of the client certificate in
+// a configuration made by Config ("" without one). A broker that takes the
+// device's identity from its certificate (Mosquitto's
+// use_identity_as_username, as deploy/mosquitto ships it) applies the ACL
+// to this name, not to what the configuration calls the device.
+func ClientIdentity(tc *tls.Config) string {
+	if tc == nil || len(tc.Certificates) == 0 || tc.Certificates[0].Leaf == nil {
+		return ""
+	}
+	return tc.Certificates[0].Leaf.Subject.CommonName
 }

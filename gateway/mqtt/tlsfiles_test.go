@@ -383,3 +383,28 @@ func FuzzTLSFilesKey(f *testing.F) {
 		}
 	})
 }
+
+// TestClientIdentity: the name a broker using use_identity_as_username
+// sees is the device certificate's CN; without a client certificate there
+// is none.
+func TestClientIdentity(t *testing.T) {
+	t.Parallel()
+	w := newTLSWorld(t)
+	cfg, err := w.files().Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mqtt.ClientIdentity(cfg); got != "kiosk-7" {
+		t.Errorf("ClientIdentity = %q, want kiosk-7", got)
+	}
+	server, err := mqtt.TLSFiles{CAFile: w.ca.CertFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mqtt.ClientIdentity(server); got != "" {
+		t.Errorf("ClientIdentity without a client certificate = %q", got)
+	}
+	if got := mqtt.ClientIdentity(nil); got != "" {
+		t.Errorf("ClientIdentity(nil) = %q", got)
+	}
+}

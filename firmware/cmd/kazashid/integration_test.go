@@ -95,6 +95,7 @@ type rigOptions struct {
 	extra        string // extra profile JSON members, e.g. `"individual_number_permitted": true`
 	poll         string // revocation.poll, default 200ms
 	top          string // extra top-level configuration members, e.g. `"shutdown_grace": "1s"`
+	mqtt         string // extra members of the mqtt object, e.g. `"tls": {…}`
 }
 
 func newRig(t *testing.T, opts ...rigOptions) *rig {
@@ -227,6 +228,10 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
 		profile += ", " + o.extra
 	}
 	profile += "}"
+	mqttExtra := ""
+	if o.mqtt != "" {
+		mqttExtra = ", " + o.mqtt
+	}
 	top := ""
 	if o.top != "" {
 		top = "\n  " + o.top + ","
@@ -238,7 +243,7 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
   "holder_input": {"socket": %q, "timeout": %q},
   "trust": {"anchors": [%q], "crls": [%q], "sign_anchors": [%q], "sign_crls": [%q],
             "cv_anchors": [%s], "allow_test": true},
-  "mqtt": {"broker": %q},
+  "mqtt": {"broker": %q%s},
   "state_dir": "state",
   "revocation": {"poll": %q},
   "pseudonym_key_file": "key",%s
@@ -246,7 +251,7 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
 }`, link, profile, socket, o.inputTimeout,
 		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
 		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
-		strings.Join(cv, ", "), broker, o.poll, top)
+		strings.Join(cv, ", "), broker, mqttExtra, o.poll, top)
 	cfgPath := filepath.Join(dir, "kazashid.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg+"\n"), 0o600); err != nil {
 		t.Fatal(err)

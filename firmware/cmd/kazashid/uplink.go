@@ -68,6 +68,13 @@ func startUplink(ctx context.Context, cfg *Config, cfgPath string, tl *trustlaye
 			closeAll()
 			return nil, nil, err
 		}
+		if id := mqtt.ClientIdentity(tc); tc.Certificates != nil && id != cfg.DeviceID {
+			closeAll()
+			// Under the shipped broker configuration every event would be
+			// acknowledged and silently dropped by the ACL.
+			return nil, nil, fmt.Errorf("config: mqtt.tls.cert_file is a certificate for %q but device_id is %q: the broker takes the device's identity from its certificate (deploy/mosquitto: use_identity_as_username) and would let it publish only under %s/%s/",
+				id, cfg.DeviceID, cfg.MQTT.TopicPrefix, id)
+		}
 		o.TLSConfig = tc
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Outbox.Path), 0o750); err != nil {
