@@ -34,7 +34,7 @@ const schemaVersion = 1
 
 // busyTimeout is how long a writer waits for another connection's (or
 // another process's) write lock before failing with SQLITE_BUSY: several
-// listeners may share one database file (SCALING.md); a commit takes a
+// listeners may share one database file (README: growing past one backend); a commit takes a
 // few milliseconds (one fsync), so waiting this long means something is
 // stuck.
 const busyTimeout = 10 * time.Second
