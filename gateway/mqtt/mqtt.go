@@ -205,9 +205,10 @@ type Client struct {
 
 	// pc is the paho client of the current connection attempt; po builds
 	// a new one for each (connectOnce).
-	pcMu sync.Mutex
-	pc   paho.Client
-	po   *paho.ClientOptions
+	pcMu   sync.Mutex
+	pc     paho.Client
+	pcDown chan struct{} // closed when pc's connection is lost
+	po     *paho.ClientOptions
 
 	upMu    sync.Mutex
 	upSince time.Time // when the current connection came up (ConnectedSince)
@@ -216,6 +217,23 @@ type Client struct {
 type subscription struct {
 	qos byte
 	fn  func(topic string, payload []byte)
+}
+
+// routeTopic is the route paho's Subscribe registers for filter: without
+// a "$share/<group>/" or "$queue/" prefix (paho v1.5 client.go). AddRoute
+// with the same key replaces that route instead of adding a second one
+// that would run the handler twice for every message.
+func routeTopic(filter string) string {
+	if strings.HasPrefix(filter, "$share/") {
+		if parts := strings.SplitN(filter, "/", 3); len(parts) == 3 {
+			return parts[2]
+		}
+	}
+	return strings.TrimPrefix(filter, "$queue/")
+}
+
+func (s subscription) handler() paho.MessageHandler {
+	return func(_ paho.Client, m paho.Message) { s.fn(m.Topic(), m.Payload()) }
 }
 
 // Connect dials the broker, retrying with backoff until it connects or ctx
@@ -331,7 +349,7 @@ func newClient(o Options) (*Client, error) {
 		po.SetBinaryWill(o.StatusTopic, c.statusJSON(false, ReasonConnectionLost), 1, true)
 	}
 	c.po = po
-	c.pc = paho.NewClient(po)
+	c.pc, c.pcDown = paho.NewClient(po), make(chan struct{})
 	return c, nil
 }
 
@@ -369,8 +387,16 @@ func (c *Client) connectOnce(ctx context.Context) (refused bool, err error) {
 	c.dialMu.Unlock()
 
 	pc := paho.NewClient(c.po) // see handOver
+	// Handlers before CONNECT: a persistent session's queued messages
+	// arrive right after CONNACK, before afterConnect re-subscribes, and
+	// paho leaves a message without a route unacknowledged.
+	c.subsMu.Lock()
+	for filter, s := range c.subs {
+		pc.AddRoute(routeTopic(filter), s.handler())
+	}
+	c.subsMu.Unlock()
 	c.pcMu.Lock()
-	c.pc = pc
+	c.pc, c.pcDown = pc, make(chan struct{})
 	c.pcMu.Unlock()
 	tok := pc.Connect()
 	// No select on ctx here: the dial honours actx and the handshake deadline
@@ -449,7 +475,16 @@ func (c *Client) afterConnect(ctx context.Context) {
 
 // onConnectionLost runs on a paho goroutine after paho has failed all pending
 // tokens and marked the client disconnected.
-func (c *Client) onConnectionLost(_ paho.Client, err error) {
+func (c *Client) onConnectionLost(lost paho.Client, err error) {
+	c.pcMu.Lock()
+	if lost == c.pc {
+		select {
+		case <-c.pcDown:
+		default:
+			close(c.pcDown)
+		}
+	}
+	c.pcMu.Unlock()
 	c.log.Warn("mqtt: connection lost", "broker", c.broker, "err", err)
 	select {
 	case c.lost <- struct{}{}:
@@ -556,7 +591,7 @@ func (c *Client) handOver(ctx context.Context, topic string, payload []byte, qos
 	// it died would wait (up to writeTimeout) and then be written on the
 	// next connection, ahead of everything published after it. A packet
 	// handed to this connection's client can only go out on it.
-	pc := c.paho()
+	pc, down := c.current()
 	if !pc.IsConnectionOpen() {
 		return nil, fmt.Errorf("%w: publish %q", ErrNotConnected, topic)
 	}
@@ -570,6 +605,10 @@ func (c *Client) handOver(ctx context.Context, topic string, payload []byte, qos
 	var tok paho.Token
 	select {
 	case tok = <-tokc:
+	case <-down:
+		// paho's Publish found the connection up but its writer gone; it
+		// gives up by itself after writeTimeout, on this client only.
+		return nil, fmt.Errorf("%w: publish %q: connection lost before the hand-over", ErrNotConnected, topic)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("mqtt: publish %q: %w", topic, ctx.Err())
 	}
@@ -641,9 +680,8 @@ func (c *Client) subscribe(ctx context.Context, filter string, s subscription) e
 	if !pc.IsConnectionOpen() {
 		return fmt.Errorf("%w: subscribe %q", ErrNotConnected, filter)
 	}
-	handler := func(_ paho.Client, m paho.Message) { s.fn(m.Topic(), m.Payload()) }
 	tokc := make(chan paho.Token, 1)
-	go func() { tokc <- pc.Subscribe(filter, s.qos, handler) }() // may block like Publish
+	go func() { tokc <- pc.Subscribe(filter, s.qos, s.handler()) }() // may block like Publish
 	var tok paho.Token
 	select {
 	case tok = <-tokc:
@@ -697,9 +735,16 @@ func (c *Client) Close() {
 }
 
 func (c *Client) paho() paho.Client {
+	pc, _ := c.current()
+	return pc
+}
+
+// current is the paho client of the current connection attempt and a
+// channel closed when its connection is lost.
+func (c *Client) current() (paho.Client, <-chan struct{}) {
 	c.pcMu.Lock()
 	defer c.pcMu.Unlock()
-	return c.pc
+	return c.pc, c.pcDown
 }
 
 // lostConnection reports whether a paho token error means the connection was

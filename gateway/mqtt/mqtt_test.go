@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -431,5 +433,67 @@ func TestConnectRejectsBadOptions(t *testing.T) {
 		} else if !strings.HasPrefix(err.Error(), "mqtt: ") {
 			t.Errorf("%s: error %q lacks the mqtt: prefix", name, err)
 		}
+	}
+}
+
+// TestConnectedSinceAndPublishAsync: ConnectedSince is the (injected)
+// time of the current connection, zero while there is none and new after
+// a reconnect; PublishAsync hands messages over in order and each wait
+// returns nil only after its PUBACK; while disconnected the hand-over
+// itself fails with ErrNotConnected.
+func TestConnectedSinceAndPublishAsync(t *testing.T) {
+	t.Parallel()
+	m := mqtttest.StartMosquitto(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	o := options(t, m.URL())
+	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := connect(t, o)
+	if got := c.ConnectedSince(); !got.Equal(now) {
+		t.Fatalf("ConnectedSince = %v, want %v", got, now)
+	}
+	obs := observe(t, m.URL(), "kazashi/dev9/events") // in arrival order (OrderMatters)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	var waits []func() error
+	for i := range 50 {
+		w, err := c.PublishAsync(ctx, "kazashi/dev9/events", fmt.Appendf(nil, "%d", i), 1, false)
+		if err != nil {
+			t.Fatalf("PublishAsync %d: %v", i, err)
+		}
+		waits = append(waits, w)
+	}
+	for i, w := range waits {
+		if err := w(); err != nil {
+			t.Fatalf("wait %d: %v", i, err)
+		}
+	}
+	timeout := time.After(waitLong)
+	for i := range 50 {
+		select {
+		case msg := <-obs:
+			if want := fmt.Sprint(i); string(msg.payload) != want {
+				t.Fatalf("message %d is %q, want %q: handed over in order, delivered out of order", i, msg.payload, want)
+			}
+		case <-timeout:
+			t.Fatalf("only %d of 50 messages observed", i)
+		}
+	}
+
+	m.Stop()
+	eventually(t, "disconnected", func() bool { return !c.Connected() })
+	if got := c.ConnectedSince(); !got.IsZero() {
+		t.Fatalf("ConnectedSince while disconnected = %v", got)
+	}
+	if _, err := c.PublishAsync(ctx, "kazashi/dev9/events", []byte("x"), 1, false); !errors.Is(err, mqtt.ErrNotConnected) {
+		t.Fatalf("PublishAsync while disconnected: %v, want ErrNotConnected", err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	m.Restart()
+	eventually(t, "reconnected", c.Connected)
+	if got := c.ConnectedSince(); !got.Equal(now) {
+		t.Fatalf("ConnectedSince after the reconnect = %v, want %v", got, now)
 	}
 }

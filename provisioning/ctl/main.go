@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/kazashi/kazashi/provisioning/backend"
 )
 
 // IO is where Main writes.
@@ -16,6 +18,10 @@ type IO struct {
 	Stdout, Stderr io.Writer
 	// Terminal: stderr is a terminal (progress bars instead of lines).
 	Terminal bool
+
+	// listening, if set, is called by listen once it has subscribed, with
+	// the listener's counters (tests wait on them instead of on the clock).
+	listening func(stats func() backend.Stats)
 }
 
 // Exit statuses of kazashictl.
@@ -31,22 +37,30 @@ const usage = `usage:
   kazashictl crl inspect [--issuer CA]... CRL...
   kazashictl crl inspect --index DIR
   kazashictl crl diff [--serials] OLD.crl NEW.crl
+  kazashictl listen --broker URL --db FILE [--group NAME] [--prefix PREFIX] [--client-id ID]
+                    [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
+  kazashictl events --db FILE [--since 1h|RFC3339] [--outcome accepted|rejected|error]
+                    [--reason CODE] [--device ID] [--limit N] [--json]
 `
 
 // Main runs one kazashictl command line and returns the exit status.
 func Main(ctx context.Context, args []string, io IO) int {
-	cmd := strings.Join(first(args, 2), " ")
+	cmd, rest := command(args)
 	var err error
 	code := ExitOK
 	switch cmd {
 	case "verify cert":
-		code, err = verifyCertCmd(ctx, args[2:], io)
+		code, err = verifyCertCmd(ctx, rest, io)
 	case "crl import":
-		err = crlImportCmd(ctx, args[2:], io)
+		err = crlImportCmd(ctx, rest, io)
 	case "crl inspect":
-		err = crlInspectCmd(ctx, args[2:], io)
+		err = crlInspectCmd(ctx, rest, io)
 	case "crl diff":
-		err = crlDiffCmd(ctx, args[2:], io)
+		err = crlDiffCmd(ctx, rest, io)
+	case "listen":
+		err = listenCmd(ctx, rest, io)
+	case "events":
+		err = eventsCmd(ctx, rest, io)
 	default:
 		fmt.Fprint(io.Stderr, usage)
 		return ExitError
@@ -60,11 +74,18 @@ func Main(ctx context.Context, args []string, io IO) int {
 	return code
 }
 
-func first(s []string, n int) []string {
-	if len(s) < n {
-		return s
+// command splits args into the command's name (one word for listen and
+// events, two for the others) and its arguments.
+func command(args []string) (name string, rest []string) {
+	switch {
+	case len(args) == 0:
+		return "", nil
+	case args[0] == "listen" || args[0] == "events":
+		return args[0], args[1:]
+	case len(args) == 1:
+		return args[0], nil
 	}
-	return s[:n]
+	return args[0] + " " + args[1], args[2:]
 }
 
 // multi is a repeatable string flag.

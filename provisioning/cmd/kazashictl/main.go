@@ -1,6 +1,8 @@
 // Command kazashictl is the operator tool: verify a certificate the way a
-// kiosk does, and import, inspect and compare CRLs. Run without arguments
-// for usage; the subcommands live in package provisioning/ctl.
+// kiosk does; import, inspect and compare CRLs; and run the reference
+// backend (listen: store every kiosk's tap events in SQLite; events: query
+// them). Run without arguments for usage; the subcommands live in package
+// provisioning/ctl.
 //
 // Negative serial numbers are non-conforming (RFC 5280 §4.1.2.2) but occur
 // in the field and in NIST PKITS 4.4.14/15: the operator tool parses them
