@@ -3,18 +3,12 @@ package outbox
 // Delivery against a real Mosquitto through the real gateway/mqtt client.
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,154 +62,24 @@ func testLog(tb testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// subscriber is a minimal MQTT 3.1.1 subscriber on its own TCP connection
-// that records payloads in the order the broker sends them (the paho
-// client runs handlers on goroutines, which loses that order). It speaks
-// just CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH and PUBACK (§3.1-3.4,
-// §3.8-3.9).
-type subscriber struct {
-	conn net.Conn
-	mu   sync.Mutex
-	got  []string
-	err  error
-}
+// subscriber records payloads in the order the broker sends them
+// (mqtttest.Subscriber; the paho client runs handlers on goroutines,
+// which loses that order).
+type subscriber struct{ *mqtttest.Subscriber }
 
 func subscribe(tb testing.TB, addr, filter string) *subscriber {
 	tb.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitLong)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &subscriber{conn: c}
-	tb.Cleanup(func() { c.Close() })
-	id := fmt.Sprintf("kz-sub-%d", clientSeq.Add(1))
-	// CONNECT: protocol "MQTT" level 4, clean session, keep-alive 0 (off).
-	var v []byte
-	v = appendString(v, "MQTT")
-	v = append(v, 4, 0x02, 0, 0)
-	v = appendString(v, id)
-	writePacket(tb, c, 0x10, v)
-	r := bufio.NewReader(c)
-	if typ, body := readPacket(tb, r); typ != 0x20 || len(body) != 2 || body[1] != 0 {
-		tb.Fatalf("CONNACK %#x %x", typ, body)
-	}
-	// SUBSCRIBE packet id 1, QoS 1.
-	v = binary.BigEndian.AppendUint16(nil, 1)
-	v = appendString(v, filter)
-	v = append(v, 1)
-	writePacket(tb, c, 0x82, v)
-	if typ, body := readPacket(tb, r); typ != 0x90 || len(body) != 3 || body[2] != 1 {
-		tb.Fatalf("SUBACK %#x %x", typ, body)
-	}
-	go s.read(r)
-	return s
+	return &subscriber{mqtttest.Subscribe(tb, addr, filter)}
 }
 
-func (s *subscriber) read(r *bufio.Reader) {
-	for {
-		h, err := r.ReadByte()
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		body, err := readBody(r)
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		if h>>4 != 3 { // PUBLISH
-			continue
-		}
-		if len(body) < 2 {
-			s.fail(errors.New("short PUBLISH"))
-			return
-		}
-		n := int(binary.BigEndian.Uint16(body))
-		rest := body[2+n:]
-		if qos := (h >> 1) & 3; qos > 0 {
-			if _, err := s.conn.Write([]byte{0x40, 2, rest[0], rest[1]}); err != nil {
-				s.fail(err)
-				return
-			}
-			rest = rest[2:]
-		}
-		s.mu.Lock()
-		s.got = append(s.got, string(rest))
-		s.mu.Unlock()
-	}
-}
-
-func (s *subscriber) fail(err error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
-	}
-	s.mu.Unlock()
-}
-
+// received returns the payloads so far, in arrival order.
 func (s *subscriber) received() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.got...)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func writePacket(tb testing.TB, w io.Writer, header byte, body []byte) {
-	tb.Helper()
-	p := []byte{header}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		p = append(p, b)
-		if n == 0 {
-			break
-		}
+	got, _ := s.Received()
+	out := make([]string, len(got))
+	for i, m := range got {
+		out[i] = string(m.Payload)
 	}
-	if _, err := w.Write(append(p, body...)); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func readPacket(tb testing.TB, r *bufio.Reader) (byte, []byte) {
-	tb.Helper()
-	h, err := r.ReadByte()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	body, err := readBody(r)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return h & 0xf0, body
-}
-
-// readBody reads the remaining length (§2.2.3) and the rest of a packet.
-func readBody(r *bufio.Reader) ([]byte, error) {
-	n, mul := 0, 1
-	for i := 0; ; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
-		n += int(b&0x7f) * mul
-		if b&0x80 == 0 {
-			break
-		}
-		if mul *= 128; i == 3 {
-			return nil, errors.New("remaining length too long")
-		}
-	}
-	body := make([]byte, n)
-	_, err := io.ReadFull(r, body)
-	return body, err
+	return out
 }
 
 // eventPayload is a realistic tap event (kazashi.tap/v2, about 700 bytes,

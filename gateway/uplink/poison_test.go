@@ -1,15 +1,10 @@
 package uplink
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,98 +15,25 @@ import (
 	"github.com/kazashi/kazashi/gateway/outbox"
 )
 
-// rawSub is a minimal MQTT 3.1.1 subscriber on its own TCP connection that
-// records messages in the order the broker sends them (gateway/mqtt runs
-// handlers on goroutines of their own, which loses that order). It speaks
-// CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH and PUBACK only.
-type rawSub struct {
-	conn net.Conn
-	mu   sync.Mutex
-	got  []msg
-	err  error
-}
+// rawSub records messages in the order the broker sends them
+// (mqtttest.Subscriber; gateway/mqtt runs handlers on goroutines of their
+// own, which loses that order).
+type rawSub struct{ s *mqtttest.Subscriber }
 
 func subscribeRaw(t *testing.T, addr, filter string) *rawSub {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitLong)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s := &rawSub{conn: c}
-	// CONNECT: "MQTT" level 4, clean session, keep-alive off.
-	v := appendStr(nil, "MQTT")
-	v = append(v, 4, 0x02, 0, 0)
-	v = appendStr(v, fmt.Sprintf("kz-rawsub-%d", seq.Add(1)))
-	writePkt(t, c, 0x10, v)
-	r := bufio.NewReader(c)
-	if typ, body := readPkt(t, c, r); typ != 0x20 || len(body) != 2 || body[1] != 0 {
-		t.Fatalf("CONNACK %#x %x", typ, body)
-	}
-	// SUBSCRIBE packet id 1, QoS 1.
-	v = binary.BigEndian.AppendUint16(nil, 1)
-	v = appendStr(v, filter)
-	v = append(v, 1)
-	writePkt(t, c, 0x82, v)
-	if typ, body := readPkt(t, c, r); typ != 0x90 || len(body) != 3 || body[2] != 1 {
-		t.Fatalf("SUBACK %#x %x", typ, body)
-	}
-	go s.read(r)
-	return s
-}
-
-func (s *rawSub) read(r *bufio.Reader) {
-	for {
-		h, err := r.ReadByte()
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		body, err := readBody(r)
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		if h>>4 != 3 { // not PUBLISH
-			continue
-		}
-		if len(body) < 2 || len(body) < 2+int(binary.BigEndian.Uint16(body)) {
-			s.fail(errors.New("short PUBLISH"))
-			return
-		}
-		n := int(binary.BigEndian.Uint16(body))
-		topic, rest := string(body[2:2+n]), body[2+n:]
-		if (h>>1)&3 > 0 {
-			if len(rest) < 2 {
-				s.fail(errors.New("PUBLISH without packet id"))
-				return
-			}
-			if _, err := s.conn.Write([]byte{0x40, 2, rest[0], rest[1]}); err != nil {
-				s.fail(err)
-				return
-			}
-			rest = rest[2:]
-		}
-		s.mu.Lock()
-		s.got = append(s.got, msg{topic, rest})
-		s.mu.Unlock()
-	}
-}
-
-func (s *rawSub) fail(err error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
-	}
-	s.mu.Unlock()
+	return &rawSub{mqtttest.Subscribe(t, addr, filter)}
 }
 
 // received returns the messages so far, in arrival order, and the error
 // that ended the connection (nil while it is up).
 func (s *rawSub) received() ([]msg, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]msg(nil), s.got...), s.err
+	got, err := s.s.Received()
+	out := make([]msg, len(got))
+	for i, m := range got {
+		out[i] = msg{m.Topic, m.Payload}
+	}
+	return out, err
 }
 
 // until waits until cond holds for the messages received so far (in
@@ -217,70 +139,6 @@ func firstOccurrences(t *testing.T, got []msg) (order []string, dups int) {
 		order = append(order, id)
 	}
 	return order, dups
-}
-
-func appendStr(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func writePkt(t *testing.T, w io.Writer, header byte, body []byte) {
-	t.Helper()
-	p := []byte{header}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		p = append(p, b)
-		if n == 0 {
-			break
-		}
-	}
-	if _, err := w.Write(append(p, body...)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readPkt(t *testing.T, c net.Conn, r *bufio.Reader) (byte, []byte) {
-	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(waitLong)); err != nil {
-		t.Fatal(err)
-	}
-	defer c.SetReadDeadline(time.Time{})
-	h, err := r.ReadByte()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := readBody(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h & 0xf0, body
-}
-
-// readBody reads the remaining length (MQTT 3.1.1 §2.2.3) and the rest of
-// a packet.
-func readBody(r *bufio.Reader) ([]byte, error) {
-	n, mul := 0, 1
-	for i := 0; ; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
-		n += int(b&0x7f) * mul
-		if b&0x80 == 0 {
-			break
-		}
-		if mul *= 128; i == 3 {
-			return nil, errors.New("remaining length too long")
-		}
-	}
-	body := make([]byte, n)
-	_, err := io.ReadFull(r, body)
-	return body, err
 }
 
 var fastRetry = backoff.Policy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
