@@ -211,12 +211,18 @@ func ForTopic(topic string) (id string, ok bool) {
 // ForPrefix is ForTopic for a topic under a known prefix (topics.Tree
 // Prefix): the topic must be <prefix>/<device>/<tail>.
 func ForPrefix(prefix, topic string) (id string, ok bool) {
-	rest, ok := strings.CutPrefix(topic, prefix+"/")
-	if !ok || prefix == "" {
+	// A topic name has no wildcard or NUL anywhere, the prefix included,
+	// and one starting with '$' is the broker's (found by FuzzForTopic:
+	// "#/0/events" under the prefix "#" was mapped).
+	if prefix == "" || strings.HasPrefix(topic, "$") || strings.ContainsAny(topic, "+#\x00") {
 		return "", false
 	}
-	levels, ok := topicLevels(rest)
-	if !ok || len(levels) < 2 {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	if !ok {
+		return "", false
+	}
+	levels := strings.Split(rest, "/")
+	if len(levels) < 2 || levels[0] == "" {
 		return "", false
 	}
 	return tailID(levels[1:])
