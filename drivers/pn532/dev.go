@@ -216,9 +216,29 @@ func (d *Dev) init(ctx context.Context) error {
 			return fmt.Errorf("pn532: RFConfiguration Type B analog: %w", err)
 		}
 	}
+	// Drop the RF field, as libnfc does before it polls ("Drop the field
+	// for a while", libnfc examples/doc/quick_start_example1.c): a card a
+	// previous host (a crash, a reset of ours) left selected stays in the
+	// ACTIVE state while the field stays on and never answers REQB again
+	// (ISO/IEC 14443-3 §7.4: only a field reset returns it to IDLE). The
+	// next InListPassiveTarget switches the field on again.
+	if _, err := d.command(ctx, cmdRFConfiguration, []byte{rfItemField, 0x00}, d.opts.CommandTimeout, d.opts.ACKTimeout); err != nil {
+		return fmt.Errorf("pn532: RFConfiguration field off: %w", err)
+	}
+	t := time.NewTimer(fieldReset)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
 	d.log.Debug("pn532 ready", "firmware", d.fw.String())
 	return nil
 }
+
+// fieldReset is how long the field stays off at initialisation: twice the
+// 5 ms a PICC may take to notice a field reset (ISO/IEC 14443-3 t_RESET).
+const fieldReset = 10 * time.Millisecond
 
 // retry runs an idempotent command, once more if the ACK did not come.
 func (d *Dev) retry(ctx context.Context, cmd byte, params []byte, ackTimeout time.Duration) ([]byte, error) {

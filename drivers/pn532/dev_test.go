@@ -94,6 +94,8 @@ func initSteps(t *testing.T) []step {
 		{host: host(t, "02"), chip: cat(ACK, chip(t, "03 32 01 06 07"))},
 		{host: host(t, "32 05 00 01 02"), chip: cat(ACK, chip(t, "33"))},
 		{host: host(t, "32 0C FF 04 85"), chip: cat(ACK, chip(t, "33"))},
+		// RF field off: a card a previous host left ACTIVE starts again.
+		{host: host(t, "32 01 00"), chip: cat(ACK, chip(t, "33"))},
 	}
 }
 

@@ -212,3 +212,37 @@ func TestDriverOverPTY(t *testing.T) {
 		t.Fatalf("poll after placing a card: %v", err)
 	}
 }
+
+// TestCardLeftActiveByACrashedHost: a host selects the card and dies
+// without releasing it (the daemon killed mid-tap); the card, still
+// powered by the field, stays ACTIVE and ignores REQB (ISO/IEC 14443-3
+// §7.4), so a new host that only polls never sees it. The driver drops
+// the field while it initialises (as libnfc does) and finds the card.
+func TestCardLeftActiveByACrashedHost(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "pn532")
+	s := startSim(t, Options{Link: link, Card: newTestCard(t)})
+	p := openSerial(t, link)
+	if _, err := p.Write(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00")); err != nil {
+		t.Fatal(err)
+	}
+	serialExchange(t, p, "14 01 14 01", "15")
+	serialExchange(t, p, "32 05 00 01 02", "33") // finite activation retries
+	serialExchange(t, p, "4A 01 03 00", atqbAnswer)
+	// A second poll while the field stays on: the ACTIVE card is silent.
+	serialExchange(t, p, "4A 01 03 00", "4B 00")
+	p.Close() // the host dies here, without InRelease or RF off
+
+	p = openSerial(t, s.Path())
+	defer p.Close()
+	opts := pn532.DefaultOpts
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := pn532.New(ctx, pn532.NewUART(p), &opts)
+	if err != nil {
+		t.Fatalf("pn532.New: %v", err)
+	}
+	tg, err := d.ListTypeB(ctx)
+	if err != nil || tg == nil {
+		t.Fatalf("ListTypeB after the crashed host = %v, %v; want the card", tg, err)
+	}
+}
