@@ -204,25 +204,7 @@ func account(meta *bolt.Bucket, messages, bytes int64) error {
 }
 
 // Peek returns up to n of the oldest queued messages, in order.
-func (o *Outbox) Peek(n int) ([]Message, error) {
-	var out []Message
-	err := o.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bQueue).Cursor()
-		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
-			var m Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			m.Seq = binary.BigEndian.Uint64(k)
-			out = append(out, m)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
-	}
-	return out, nil
-}
+func (o *Outbox) Peek(n int) ([]Message, error) { return o.peekAfter(0, n) }
 
 // Ack removes a delivered message (after the broker's PUBACK). The event
 // id is forgotten with it.
