@@ -210,7 +210,9 @@ type Filter struct {
 	Limit   int // Query only: at most this many rows (0: all)
 }
 
-// Row is one stored event.
+// Row is one stored event. Its JSON form (kazashictl events --json) holds
+// the stored columns only: the payload carries the card's pseudonyms and
+// is left out.
 type Row struct {
 	EventID    string          `json:"event_id"`
 	DeviceID   string          `json:"device_id"`
@@ -221,7 +223,7 @@ type Row struct {
 	Schema     string          `json:"schema"`
 	Topic      string          `json:"topic"`
 	ReceivedAt time.Time       `json:"received_at"`
-	Payload    json.RawMessage `json:"payload"`
+	Payload    json.RawMessage `json:"-"`
 }
 
 func (f Filter) where() (string, []any) {

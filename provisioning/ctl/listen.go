@@ -191,20 +191,6 @@ func listenTLS(broker, ca, cert, key, serverName string) (*tls.Config, error) {
 	return mqtt.TLSFiles{CAFile: ca, CertFile: cert, KeyFile: key, ServerName: serverName}.Config()
 }
 
-// eventJSON is one line of `events --json`: the stored columns without
-// the payload, which carries the card's pseudonyms.
-type eventJSON struct {
-	EventID    string    `json:"event_id"`
-	DeviceID   string    `json:"device_id"`
-	Time       time.Time `json:"time"`
-	Outcome    string    `json:"outcome"`
-	Reason     string    `json:"reason"`
-	Profile    string    `json:"profile,omitempty"`
-	Schema     string    `json:"schema"`
-	Topic      string    `json:"topic"`
-	ReceivedAt time.Time `json:"received_at"`
-}
-
 func eventsCmd(ctx context.Context, args []string, io IO) error {
 	fs := newFlags("events", io)
 	db := fs.String("db", "", "SQLite database file written by kazashictl listen")
@@ -258,8 +244,7 @@ func eventsCmd(ctx context.Context, args []string, io IO) error {
 	if *asJSON {
 		enc := json.NewEncoder(io.Stdout)
 		for _, r := range rows {
-			if err := enc.Encode(eventJSON{EventID: r.EventID, DeviceID: r.DeviceID, Time: r.Time, Outcome: r.Outcome,
-				Reason: r.Reason, Profile: r.Profile, Schema: r.Schema, Topic: r.Topic, ReceivedAt: r.ReceivedAt}); err != nil {
+			if err := enc.Encode(r); err != nil { // never the payload (backend.Row)
 				return err
 			}
 		}

@@ -53,22 +53,9 @@ func TestCrashSIGKILLDuringTaps(t *testing.T) {
 		return mqtttest.AnonymousConf(port, dir) + "max_queued_messages 100000\n"
 	})
 	dir := t.TempDir()
-	pki := sharedPKI(t)
-	if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	link := filepath.Join(dir, "pn532")
-	s, err := sim.Start(ctx, sim.Options{Link: link})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	card, err := sim.FromTestPKI(pki.Cards["valid"])
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki, s, card, link := simWithValidCard(t, ctx, dir)
 	cfgPath := writeConfig(t, dir, pki, link, mosq.URL(), filepath.Join(dir, "run", "holder.sock"), rigOptions{profile: "card-check", inputTimeout: "10s", poll: "1s"})
 
 	store, err := backend.Open(ctx, filepath.Join(dir, "backend.db"))

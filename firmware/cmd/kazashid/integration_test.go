@@ -260,6 +260,28 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
 
 }
 
+// simWithValidCard writes the shared test PKI into dir/pki, starts the
+// simulator on a pty linked at dir/pn532 (closed with the test) and
+// returns them with a fresh virtual card of the valid kind.
+func simWithValidCard(t *testing.T, ctx context.Context, dir string) (*testpki.PKI, *sim.Sim, sim.Target, string) {
+	t.Helper()
+	pki := sharedPKI(t)
+	if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "pn532")
+	s, err := sim.Start(ctx, sim.Options{Link: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	card, err := sim.FromTestPKI(pki.Cards["valid"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki, s, card, link
+}
+
 // testDocument is what the sign and register profiles have the holder sign.
 const testDocument = "申請書 / application form: certificate of residence, 1 copy\n"
 

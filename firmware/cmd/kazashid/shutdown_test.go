@@ -10,7 +10,6 @@ import (
 
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
 	"github.com/kazashi/kazashi/gateway/outbox"
-	"github.com/kazashi/kazashi/hw/sim"
 )
 
 // Acceptance (issue 7): shutdown always finishes within the configured
@@ -31,10 +30,6 @@ func TestDaemonShutdownWithinGrace(t *testing.T) {
 	for _, tc := range []string{"silent", "blackhole", "refused"} {
 		t.Run(tc, func(t *testing.T) {
 			dir := t.TempDir()
-			pki := sharedPKI(t)
-			if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
-				t.Fatal(err)
-			}
 			var broker string
 			var proxy *mqtttest.Proxy
 			switch tc {
@@ -68,16 +63,7 @@ func TestDaemonShutdownWithinGrace(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			link := filepath.Join(dir, "pn532")
-			s, err := sim.Start(ctx, sim.Options{Link: link})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			card, err := sim.FromTestPKI(pki.Cards["valid"])
-			if err != nil {
-				t.Fatal(err)
-			}
+			pki, s, card, link := simWithValidCard(t, ctx, dir)
 			cfg := writeConfig(t, dir, pki, link, broker, filepath.Join(dir, "run", "holder.sock"),
 				rigOptions{profile: "card-check", inputTimeout: "10s", poll: "1s", top: `"shutdown_grace": "1s"`})
 			stdout, stderr := &mqtttest.Buffer{}, &mqtttest.Buffer{}

@@ -11,7 +11,6 @@ import (
 	"github.com/kazashi/kazashi/gateway/brokertest"
 	"github.com/kazashi/kazashi/gateway/mqtt"
 	"github.com/kazashi/kazashi/gateway/mqtt/mqtttest"
-	"github.com/kazashi/kazashi/hw/sim"
 	"github.com/kazashi/kazashi/provisioning/backend"
 )
 
@@ -76,19 +75,7 @@ func TestDaemonMutualTLSShippedBroker(t *testing.T) {
 		}
 
 		dir := t.TempDir()
-		if err := pki.WriteDir(filepath.Join(dir, "pki")); err != nil {
-			t.Fatal(err)
-		}
-		link := filepath.Join(dir, "pn532")
-		s, err := sim.Start(ctx, sim.Options{Link: link})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		card, err := sim.FromTestPKI(pki.Cards["valid"])
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, s, card, link := simWithValidCard(t, ctx, dir)
 		cfg := writeConfig(t, dir, pki, link, sh.URL, filepath.Join(dir, "run", "holder.sock"),
 			rigOptions{profile: "card-check", inputTimeout: "10s", poll: "1s", mqtt: tlsConf(dev)})
 		var stdout, stderr mqtttest.Buffer
