@@ -80,6 +80,8 @@ type ChipOptions struct {
 	// preamble first.
 	Awake  bool
 	Timing Timing
+	// Meter, when set, receives the modelled link, RF and chip time.
+	Meter  *Meter
 	Logger *slog.Logger // nil: quiet
 }
 
@@ -95,6 +97,7 @@ type target struct {
 type Chip struct {
 	field  *Field
 	timing Timing
+	meter  *Meter
 	log    *slog.Logger
 
 	mu        sync.Mutex
@@ -120,7 +123,7 @@ func NewChip(field *Field, opts *ChipOptions) *Chip {
 	if opts == nil {
 		opts = &ChipOptions{}
 	}
-	c := &Chip{field: field, timing: opts.Timing.withDefaults(), log: opts.Logger}
+	c := &Chip{field: field, timing: opts.Timing.withDefaults(), meter: opts.Meter, log: opts.Logger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -159,6 +162,9 @@ const (
 	regTxMode = 0x6302
 	regRxMode = 0x6303
 )
+
+// Meter returns the chip's meter (nil when none was given).
+func (c *Chip) Meter() *Meter { return c.meter }
 
 // Asleep reports whether the chip is in LowVbat or PowerDown mode.
 func (c *Chip) Asleep() bool {
