@@ -103,6 +103,7 @@ type Chip struct {
 	mu        sync.Mutex
 	regs      [0x10000]byte
 	asleep    bool
+	hung      bool // locked up: answers nothing on any link until Reset
 	hsuWake   bool // HSU is a wake-up source
 	params    byte
 	rfOn      bool
@@ -142,6 +143,7 @@ func (c *Chip) Reset() {
 
 func (c *Chip) reset() {
 	clear(c.regs[:])
+	c.hung = false
 	// CIU values after the firmware's initialisation: CRC on, 106 kbps,
 	// ISO/IEC 14443 A framing (PN532 datasheet §8.6.23).
 	c.regs[regTxMode] = 0x80
@@ -162,6 +164,22 @@ const (
 	regTxMode = 0x6302
 	regRxMode = 0x6303
 )
+
+// Hang makes the chip lock up the way cheap PN532 boards do after hours of
+// polling: it stops answering (no ACK, no response) on every link until
+// Reset, the RSTPD_N pulse.
+func (c *Chip) Hang() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hung = true
+}
+
+// Hung reports whether the chip is locked up (see Hang).
+func (c *Chip) Hung() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hung
+}
 
 // Meter returns the chip's meter (nil when none was given).
 func (c *Chip) Meter() *Meter { return c.meter }
