@@ -61,9 +61,17 @@ type Timing struct {
 	// when no card answers; InListPassiveTarget with MxRtyPassiveActivation
 	// n gives up after n+1 attempts. Default 10 ms.
 	PollAttempt time.Duration
+	// CardAPDU is the card's processing time per APDU for the timing
+	// model only (the simulator does not sleep it). Default 5 ms: an
+	// assumed figure for a READ BINARY on a contactless smart card; the
+	// card's datasheet gives none.
+	CardAPDU time.Duration
 }
 
 func (t Timing) withDefaults() Timing {
+	if t.CardAPDU <= 0 {
+		t.CardAPDU = 5 * time.Millisecond
+	}
 	if t.Timeout <= 0 {
 		t.Timeout = 30 * time.Millisecond
 	}
@@ -88,9 +96,25 @@ type ChipOptions struct {
 // target is an entry of the chip's target table (Tg 1).
 type target struct {
 	seq        uint64 // Field placement that was activated
-	info       TypeB
+	typeA      bool   // activated by 106 kbps Type A (CID 0), else Type B (CID 1)
 	deselected bool
 }
+
+// firmwareCID is the CID the firmware gives its target: 1 for Type B
+// (ATTRIB with CID = Tg; libnfc pn53x_ISO14443B_4_is_present sends BA 01
+// for it), 0 for Type A (libnfc pn53x_ISO14443A_4_is_present sends B2,
+// "CID=0").
+func (t *target) firmwareCID() byte {
+	if t.typeA {
+		return 0x00
+	}
+	return 0x01
+}
+
+// firmwareFSD is the frame size the PN532 firmware announces in ATTRIB
+// (FSDI 5 = 64 bytes, protocols.md §1) and, as assumed by the model, in
+// RATS (uncertain: the PN532 documents no FSDI for RATS).
+const firmwareFSD = 64
 
 // Chip is the PN532 firmware model. Process runs one command; Serve runs the
 // HSU link. All methods are safe for concurrent use.
@@ -339,21 +363,22 @@ func (c *Chip) diagnose(ctx context.Context, args []byte) ([]byte, error) {
 			return []byte{0x01, 0x00}, nil
 		}
 		return []byte{0x01, 0x80}, nil
-	case 0x06: // card presence of the activated target
+	case 0x06: // card presence ("attention request") of the activated target
+		// libnfc 1.8 uses NumTst 06 only on the PN533: on a PN532 it is
+		// "not supported [for Type B] even if the doc is same as for
+		// PN533" and "failed completely with a JCOP31" for Type A
+		// (pn53x_ISO14443B_4_is_present, pn53x_ISO14443A_4_is_present,
+		// libnfc/chips/pn53x.c). What a PN532 then answers is not
+		// documented (uncertain); the model answers "present" whatever the
+		// field holds, so a host that relies on it never sees a removal,
+		// and a test of such a host fails instead of passing by luck.
 		c.mu.Lock()
-		listed, present := c.tg != nil, c.targetReachable()
+		listed := c.tg != nil
 		c.mu.Unlock()
-		switch {
-		case !listed:
+		if !listed {
 			return []byte{0x01, StatusWrongContext}, nil
-		case present:
-			return []byte{0x01, StatusOK}, nil
 		}
-		// A gone card is noticed only when its answer times out.
-		if err := c.silence(ctx); err != nil {
-			return nil, err
-		}
-		return []byte{0x01, StatusTimeout}, nil
+		return []byte{0x01, StatusOK}, nil
 	}
 	return nil, ErrSyntax
 }
@@ -455,12 +480,45 @@ func (c *Chip) tryActivateB(afi byte) []byte {
 	if p == nil || !p.powered || !p.wake(afi, false) {
 		return nil
 	}
-	p.activate(0x01, 64)
-	info := p.card.TypeB()
-	c.tg = &target{seq: p.seq, info: info}
+	p.activate(0x01, firmwareFSD)
+	info := p.typeB().TypeB()
+	c.tg = &target{seq: p.seq}
+	// REQB (3 + CRC) → ATQB (12 + CRC), ATTRIB (9 + CRC) → answer (1 + CRC).
+	c.meter.RF(5, 14, RFRoundTrip(false, 5, 14, 0))
+	c.meter.RF(11, 3, RFRoundTrip(false, 11, 3, 0))
 	out := []byte{0x01, 0x50}
 	out = append(out, info.Bytes()...)
 	return append(out, 0x01, p.cid) // ATTRIB_RES length, MBLI 0 | CID
+}
+
+// tryActivateA runs the Type A activation the PN532 firmware does in
+// InListPassiveTarget 106A: REQA, anticollision, SELECT and, when SAK
+// announces ISO/IEC 14443-4, RATS (UM0701-02 §7.3.5), and returns the
+// target data (Tg first): Tg SENS_RES(2) SEL_RES NFCIDLength NFCID1 [ATS].
+// c.mu must be held.
+func (c *Chip) tryActivateA() []byte {
+	p := c.syncCard()
+	if p == nil || !p.powered || !p.wakeA(false) {
+		return nil
+	}
+	a := p.typeA().TypeA()
+	c.tg = &target{seq: p.seq, typeA: true}
+	out := []byte{0x01, a.ATQA[0], a.ATQA[1], a.SAK, byte(len(a.UID))}
+	out = append(out, a.UID...)
+	// REQA → ATQA, one anticollision + SELECT per cascade level, RATS → ATS.
+	c.meter.RF(1, 2, RFRoundTrip(true, 1, 2, 0))
+	for range (len(a.UID) + 2) / 3 {
+		c.meter.RF(2, 5, RFRoundTrip(true, 2, 5, 0))
+		c.meter.RF(9, 3, RFRoundTrip(true, 9, 3, 0))
+	}
+	if a.SAK&0x20 != 0 {
+		p.activate(0x00, firmwareFSD)
+		c.meter.RF(4, len(a.ATS)+2, RFRoundTrip(true, 4, len(a.ATS)+2, 0))
+		out = append(out, a.ATS...)
+	} else {
+		p.state = piccReady // ISO/IEC 14443-3 only: no blocks
+	}
+	return out
 }
 
 // releaseAll forgets listed targets. c.mu must be held.
@@ -489,16 +547,20 @@ func (c *Chip) inListPassiveTarget(ctx context.Context, args []byte) ([]byte, er
 
 	for attempt := 0; ; attempt++ {
 		_, _, changed := c.field.current()
-		if brTy == 0x03 {
-			c.mu.Lock()
-			data := c.tryActivateB(init[0])
-			c.lastErr = 0
-			c.mu.Unlock()
-			if data != nil {
-				return append([]byte{0x4B, 0x01}, data...), nil
-			}
+		var data []byte
+		c.mu.Lock()
+		switch brTy {
+		case 0x03:
+			data = c.tryActivateB(init[0])
+		case 0x00:
+			data = c.tryActivateA()
 		}
-		// Only Type B cards are simulated: other modulations never answer.
+		c.lastErr = 0
+		c.mu.Unlock()
+		if data != nil {
+			return append([]byte{0x4B, 0x01}, data...), nil
+		}
+		// FeliCa and Jewel targets are not simulated: they never answer.
 		// A failed attempt costs PollAttempt; waiting forever, a card's
 		// arrival ends the wait at once.
 		if retries != 0xFF {
@@ -597,15 +659,16 @@ func (c *Chip) inDataExchange(ctx context.Context, args []byte) ([]byte, bool, e
 		out, err := c.timeout(ctx, 0x41)
 		return out, false, err
 	}
-	if c.tg.deselected || p.state != piccActive || p.cid != 0x01 {
-		// The firmware reselects a deselected target (WUPB + ATTRIB); a
-		// card activated by someone else does not answer CID 1 blocks.
-		if !c.tg.deselected || !p.wake(0x00, true) {
+	if c.tg.deselected || p.state != piccActive || p.cid != c.tg.firmwareCID() {
+		// The firmware reselects a deselected target (WUPB + ATTRIB, or
+		// WUPA + SELECT + RATS); a card activated by someone else does not
+		// answer the firmware's CID.
+		if !c.tg.deselected || !c.rewake(p) {
 			c.mu.Unlock()
 			out, err := c.timeout(ctx, 0x41)
 			return out, false, err
 		}
-		p.activate(0x01, 64)
+		p.activate(c.tg.firmwareCID(), firmwareFSD)
 		c.tg.deselected = false
 	}
 	if tg&0x40 != 0 { // host chaining: the card acknowledges each chunk
@@ -615,10 +678,16 @@ func (c *Chip) inDataExchange(ctx context.Context, args []byte) ([]byte, bool, e
 	}
 	apdu := append(c.hostChain, payload...)
 	c.hostChain = nil
-	seq := c.tg.seq
+	seq, typeA, fsc := c.tg.seq, c.tg.typeA, c.cardFSC(p)
 	c.mu.Unlock()
 
 	resp, personal, ok, err := c.field.transmit(ctx, seq, apdu)
+	blocks, lastINF := c.meterFirmwareISODEP(typeA, fsc, len(apdu), resp, ok && err == nil)
+	c.mu.Lock()
+	if ok && err == nil && c.card != nil && c.card.seq == seq {
+		c.card.firmwareExchange(blocks, lastINF, personal)
+	}
+	c.mu.Unlock()
 	if err != nil && ctx.Err() != nil {
 		return nil, false, fmt.Errorf("sim: InDataExchange: %w", ctx.Err())
 	}
@@ -664,22 +733,106 @@ func (c *Chip) inCommunicateThru(ctx context.Context, args []byte) ([]byte, bool
 		out      []byte
 		personal bool
 	)
-	if len(args) > 0 && c.regs[regTxMode]&0x03 == 0x03 && c.regs[regRxMode]&0x03 == 0x03 {
+	tx, rx := c.regs[regTxMode]&0x03, c.regs[regRxMode]&0x03
+	framingA := tx == 0x00 && rx == 0x00
+	if len(args) > 0 && (framingA || tx == 0x03 && rx == 0x03) {
 		if p := c.syncCard(); p != nil {
-			out = p.frame(ctx, c.field, args)
+			out = p.frame(ctx, c.field, args, framingA)
 			personal = p.outPersonal
-			if c.tg != nil && p.state != piccActive {
+			if p.ranAPDU {
+				c.meter.Wait(c.timing.CardAPDU)
+			}
+			if c.tg != nil && (p.state != piccActive || p.cid != c.tg.firmwareCID()) {
 				c.tg.deselected = true // the host took the card away from the firmware
 			}
 		}
 	}
 	if out != nil {
+		c.meter.RF(len(args)+2, len(out)+2, RFRoundTrip(framingA, len(args)+2, len(out)+2, 0))
 		defer c.mu.Unlock()
 		return append(c.status(0x43, StatusOK), out...), personal, nil
 	}
+	// The chip sent the frame and waited fRetryTimeout for an answer
+	// (RFConfiguration item 02, UM0701-02 §7.3.1).
+	if len(args) > 0 {
+		c.meter.RF(len(args)+2, 0, RFFrameTypeB(len(args)+2))
+	}
+	c.meter.Wait(retryTimeout(c.timings[2]))
 	c.mu.Unlock()
 	out, err := c.timeout(ctx, 0x43)
 	return out, false, err
+}
+
+// retryTimeout decodes an RFConfiguration item 02 timeout code:
+// 100 µs × 2^(n-1), 0 = no timeout (UM0701-02 §7.3.1).
+func retryTimeout(code byte) time.Duration {
+	if code == 0 || code > 0x10 {
+		return 0
+	}
+	return 100 * time.Microsecond << (code - 1)
+}
+
+// rewake wakes a halted card for the firmware's reselection. c.mu must be
+// held.
+func (c *Chip) rewake(p *picc) bool {
+	if c.tg.typeA {
+		return p.wakeA(true)
+	}
+	return p.wake(0x00, true)
+}
+
+// cardFSC is the largest frame the activated card accepts. c.mu must be
+// held.
+func (c *Chip) cardFSC(p *picc) int {
+	if tb := p.typeB(); tb != nil && !c.tg.typeA {
+		return tb.TypeB().FSC()
+	}
+	if ta := p.typeA(); ta != nil && len(ta.TypeA().ATS) >= 2 && ta.TypeA().ATS[0] >= 2 {
+		return frameSize(ta.TypeA().ATS[1] & 0x0F)
+	}
+	return 32 // FSCI default 2 (ISO/IEC 14443-4 §5.2.3)
+}
+
+// meterFirmwareISODEP adds the RF traffic of one APDU carried by the
+// firmware's ISO-DEP: the command in I-blocks of at most the card's FSC,
+// each but the last acknowledged by the card's R(ACK); the answer in
+// I-blocks of at most the firmware's FSD of 64, each but the last
+// acknowledged by the chip's R(ACK) (ISO/IEC 14443-4 §7.5.2 chaining). A
+// block is PCB, CID when used, INF and CRC (2).
+//
+// It returns how many blocks the card received (I-blocks and R(ACK)s:
+// each toggles its block number, ISO/IEC 14443-4 §7.5.4.2 rules D and 13)
+// and the INF of the last I-block it sent, so that the card-side state
+// matches a firmware exchange for a later R(NAK).
+func (c *Chip) meterFirmwareISODEP(typeA bool, fsc, cmd int, respAPDU []byte, answered bool) (blocks int, lastINF []byte) {
+	resp := len(respAPDU)
+	hdr := 2 // PCB + CID (Type B, CID 1)
+	if typeA {
+		hdr = 1 // PCB (CID 0, not sent)
+	}
+	const crc = 2
+	ack := hdr + crc
+	cmdRoom := max(fsc-hdr-crc, 1)
+	respRoom := firmwareFSD - hdr - crc
+	k := max((cmd+cmdRoom-1)/cmdRoom, 1)
+	for range k - 1 {
+		c.meter.RF(hdr+cmdRoom+crc, ack, RFRoundTrip(typeA, hdr+cmdRoom+crc, ack, 0))
+	}
+	last := cmd - (k-1)*cmdRoom
+	if !answered {
+		c.meter.RF(hdr+last+crc, 0, RFFrameTypeB(hdr+last+crc))
+		c.meter.Wait(retryTimeout(c.timings[2]))
+		return k, nil
+	}
+	c.meter.Wait(c.timing.CardAPDU)
+	j := max((resp+respRoom-1)/respRoom, 1)
+	first := min(resp, respRoom)
+	c.meter.RF(hdr+last+crc, hdr+first+crc, RFRoundTrip(typeA, hdr+last+crc, hdr+first+crc, 0))
+	for i := 1; i < j; i++ {
+		n := min(resp-i*respRoom, respRoom)
+		c.meter.RF(ack, hdr+n+crc, RFRoundTrip(typeA, ack, hdr+n+crc, 0))
+	}
+	return k + j - 1, respAPDU[(j-1)*respRoom:]
 }
 
 func (c *Chip) inDeselect(args []byte) ([]byte, error) {
@@ -701,7 +854,7 @@ func (c *Chip) deselect() {
 		return
 	}
 	c.tg.deselected = true
-	if c.targetReachable() && c.card.state == piccActive && c.card.cid == 0x01 {
+	if c.targetReachable() && c.card.state == piccActive && c.card.cid == c.tg.firmwareCID() {
 		c.card.state = piccHalt
 	}
 	c.hostChain, c.miRest, c.miPersonal = nil, nil, false
@@ -734,11 +887,11 @@ func (c *Chip) inSelect(args []byte) ([]byte, error) {
 		return c.status(0x55, StatusTimeout), nil
 	}
 	p := c.card
-	if p.state != piccActive || p.cid != 0x01 {
-		if !p.wake(0x00, true) {
+	if p.state != piccActive || p.cid != c.tg.firmwareCID() {
+		if !c.rewake(p) {
 			return c.status(0x55, StatusTimeout), nil
 		}
-		p.activate(0x01, 64)
+		p.activate(c.tg.firmwareCID(), firmwareFSD)
 	}
 	c.tg.deselected = false
 	return c.status(0x55, StatusOK), nil

@@ -35,11 +35,11 @@ func frameSize(code byte) int {
 	return 256 // codes 9..F are RFU and mean 256 for an ISO/IEC 14443-4:2008 reader
 }
 
-// Target is a virtual contactless card. It has the same Transmit method as
-// iso7816.Card, so a virtual card can also be driven directly in unit tests.
+// Target is a virtual contactless card or phone. It has the same Transmit
+// method as iso7816.Card, so a virtual card can also be driven directly
+// in unit tests. A target answers polls of the technologies it
+// implements: TypeBTarget, TypeATarget.
 type Target interface {
-	// TypeB returns the card's activation data.
-	TypeB() TypeB
 	// Transmit processes one command APDU and returns the response APDU
 	// (data followed by SW1 SW2).
 	Transmit(ctx context.Context, apdu []byte) ([]byte, error)
@@ -47,6 +47,61 @@ type Target interface {
 	// loses its volatile state (selected application, verified PINs), not
 	// its non-volatile state (PIN retry counters).
 	PowerOn()
+}
+
+// TypeBTarget is an ISO/IEC 14443 Type B card (the My Number Card).
+type TypeBTarget interface {
+	Target
+	// TypeB returns the card's activation data.
+	TypeB() TypeB
+}
+
+// TypeATarget is an ISO/IEC 14443 Type A target (a phone's card
+// emulation, a Type A card).
+type TypeATarget interface {
+	Target
+	// TypeA returns the target's activation data.
+	TypeA() TypeA
+}
+
+// TypeA is what an ISO/IEC 14443 Type A target tells a reader during
+// activation: ATQA (SENS_RES), SAK (SEL_RES), its UID and, when SAK
+// announces ISO/IEC 14443-4, the ATS it answers RATS with.
+type TypeA struct {
+	ATQA [2]byte
+	SAK  byte
+	UID  []byte // 4, 7 or 10 bytes
+	ATS  []byte // TL T0 [TA TB TC] historical bytes
+}
+
+// DefaultTypeA is a phone's host card emulation as Android presents it:
+// a 4-byte random UID starting 08 (ISO/IEC 14443-3 §6.5.4: 08 marks a
+// random ID), ATQA 04 00 and SAK 20 (ISO/IEC 14443-4, no MIFARE), an ATS
+// with FSCI 8 (256 bytes), FWI 8, CID supported.
+var DefaultTypeA = TypeA{
+	ATQA: [2]byte{0x04, 0x00},
+	SAK:  0x20,
+	UID:  []byte{0x08, 0x3A, 0x91, 0x5C},
+	ATS:  []byte{0x05, 0x78, 0x80, 0x80, 0x02},
+}
+
+// AsTypeA presents card over Type A with the activation data a (a phone
+// holding the card's applications in its wallet).
+func AsTypeA(card Target, a TypeA) TypeATarget { return typeAWrap{Target: card, a: a} }
+
+type typeAWrap struct {
+	Target
+	a TypeA
+}
+
+func (w typeAWrap) TypeA() TypeA { return w.a }
+
+func (w typeAWrap) transmitMarked(ctx context.Context, apdu []byte) ([]byte, bool, error) {
+	if m, ok := w.Target.(markedTarget); ok {
+		return m.transmitMarked(ctx, apdu)
+	}
+	b, err := w.Target.Transmit(ctx, apdu)
+	return b, false, err
 }
 
 // Field is the RF field of one reader: at most one card lies on it. All

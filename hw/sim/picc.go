@@ -38,6 +38,9 @@ type picc struct {
 	// txRest, lastPersonal for last, outPersonal for the block frame just
 	// returned.
 	txPersonal, lastPersonal, outPersonal bool
+	// ranAPDU: the block just handled made the card run an APDU (for the
+	// timing model's card processing time).
+	ranAPDU bool
 }
 
 // WTXRequester is an optional Target method: a card that needs more than
@@ -60,8 +63,44 @@ func afiMatches(req, card byte) bool {
 	return hiOK && loOK
 }
 
+// typeB returns the card's Type B side, or nil for a Type A-only target.
+func (p *picc) typeB() TypeBTarget {
+	tb, _ := p.card.(TypeBTarget)
+	return tb
+}
+
+// typeA returns the target's Type A side, or nil for a Type B-only card.
+func (p *picc) typeA() TypeATarget {
+	ta, _ := p.card.(TypeATarget)
+	return ta
+}
+
+// wakeA runs REQA (wupa false) or WUPA, anticollision and SELECT, and
+// reports whether the target answered (ISO/IEC 14443-3 §6.3: IDLE →
+// READY → ACTIVE; HALT answers only WUPA). The PN532 firmware runs the
+// whole sequence in InListPassiveTarget 106A (UM0701-02 §7.3.5).
+func (p *picc) wakeA(wupa bool) bool {
+	if p.typeA() == nil {
+		return false
+	}
+	switch p.state {
+	case piccActive:
+		return false
+	case piccHalt:
+		if !wupa {
+			return false
+		}
+	}
+	p.state = piccReady
+	return true
+}
+
 // wake runs REQB (wupb false) or WUPB and reports whether the card answered.
 func (p *picc) wake(afi byte, wupb bool) bool {
+	tb := p.typeB()
+	if tb == nil {
+		return false
+	}
 	switch p.state {
 	case piccActive:
 		return false
@@ -70,7 +109,7 @@ func (p *picc) wake(afi byte, wupb bool) bool {
 			return false
 		}
 	}
-	if !afiMatches(afi, p.card.TypeB().AppData[0]) {
+	if !afiMatches(afi, tb.TypeB().AppData[0]) {
 		return false
 	}
 	p.state = piccReady
@@ -86,12 +125,30 @@ func (p *picc) activate(cid byte, fsd int) {
 	p.rxChain, p.txRest, p.last = nil, nil, nil
 }
 
-// frame handles one raw ISO/IEC 14443-3B frame (CRC_B stripped) sent by
-// InCommunicateThru and returns the card's answer, or nil when the card
-// stays silent.
-func (p *picc) frame(ctx context.Context, f *Field, in []byte) []byte {
-	p.outPersonal = false
+// frame handles one raw ISO/IEC 14443-3 frame (CRC stripped) sent by
+// InCommunicateThru with Type A (framingA) or Type B framing and returns
+// the card's answer, or nil when the card stays silent: a target does not
+// demodulate the other technology's frames.
+func (p *picc) frame(ctx context.Context, f *Field, in []byte, framingA bool) []byte {
+	p.outPersonal, p.ranAPDU = false, false
 	if len(in) == 0 || !p.powered {
+		return nil
+	}
+	if framingA {
+		if p.typeA() == nil {
+			return nil
+		}
+		if len(in) == 2 && in[0] == 0x50 && in[1] == 0x00 && p.state != piccIdle { // HLTA: no answer (ISO/IEC 14443-3 §6.4.3)
+			p.state = piccHalt
+			return nil
+		}
+		if p.state != piccActive {
+			return nil
+		}
+		return p.block(ctx, f, in)
+	}
+	tbt := p.typeB()
+	if tbt == nil {
 		return nil
 	}
 	switch {
@@ -99,16 +156,16 @@ func (p *picc) frame(ctx context.Context, f *Field, in []byte) []byte {
 		if !p.wake(in[1], in[2]&0x08 != 0) {
 			return nil
 		}
-		return append([]byte{0x50}, p.card.TypeB().Bytes()...)
+		return append([]byte{0x50}, tbt.TypeB().Bytes()...)
 	case in[0] == 0x1D && len(in) >= 9 && p.state == piccReady: // ATTRIB
-		tb := p.card.TypeB()
+		tb := tbt.TypeB()
 		if !bytes.Equal(in[1:5], tb.PUPI[:]) {
 			return nil
 		}
 		p.activate(in[8], frameSize(in[6]&0x0F))
 		return []byte{p.cid} // MBLI 0 | CID
 	case in[0] == 0x50 && len(in) == 5 && (p.state == piccReady || p.state == piccActive): // HLTB
-		tb := p.card.TypeB()
+		tb := tbt.TypeB()
 		if !bytes.Equal(in[1:5], tb.PUPI[:]) {
 			return nil
 		}
@@ -181,6 +238,7 @@ func (p *picc) block(ctx context.Context, f *Field, in []byte) []byte {
 // answer runs cmd on the card and sends the first I-block of its answer.
 func (p *picc) answer(ctx context.Context, f *Field, cmd []byte) []byte {
 	resp, personal, ok, err := f.transmit(ctx, p.seq, cmd)
+	p.ranAPDU = true
 	if !ok || err != nil {
 		return nil
 	}
@@ -217,6 +275,18 @@ func (p *picc) nextI() []byte {
 	p.txRest = p.txRest[len(chunk):]
 	p.outPersonal = p.txPersonal
 	return append(h, chunk...)
+}
+
+// firmwareExchange brings the card-side block state up to date after an
+// APDU the chip's firmware carried (InDataExchange): blocks received
+// toggled the block number; the last I-block sent carried lastINF.
+func (p *picc) firmwareExchange(blocks int, lastINF []byte, personal bool) {
+	for range blocks {
+		p.bn ^= 1
+	}
+	p.rxChain, p.txRest = nil, nil
+	p.outPersonal = personal
+	p.send(append(p.header(0x02|p.bn), lastINF...))
 }
 
 func (p *picc) send(b []byte) []byte {
