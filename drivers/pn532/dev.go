@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kazashi/kazashi/drivers/iso7816"
+	"github.com/kazashi/kazashi/drivers/isodep"
 )
 
 // Command codes (UM0701-02 chapter 7).
@@ -17,14 +18,17 @@ const (
 	cmdGetFirmwareVersion    byte = 0x02
 	cmdSAMConfiguration      byte = 0x14
 	cmdRFConfiguration       byte = 0x32
+	cmdSetSerialBaudRate     byte = 0x10
 	cmdInDataExchange        byte = 0x40
 	cmdInCommunicateThru     byte = 0x42
+	cmdInDeselect            byte = 0x44
 	cmdInListPassiveTarget   byte = 0x4A
 	cmdInRelease             byte = 0x52
-	diagCardPresence         byte = 0x06
 	rfItemField              byte = 0x01
+	rfItemTimings            byte = 0x02
 	rfItemMaxRetries         byte = 0x05
 	rfItemAnalogTypeB        byte = 0x0C
+	brTy106A                 byte = 0x00
 	brTy106B                 byte = 0x03
 	statusMoreInformation    byte = 0x40
 	statusErrorMask          byte = 0x3F
@@ -48,6 +52,9 @@ var (
 	ErrUnsupported = errors.New("pn532: unsupported chip")
 	// ErrResponse: a response too short or otherwise malformed.
 	ErrResponse = errors.New("pn532: malformed response")
+	// ErrNotISODEP: the target does not declare ISO/IEC 14443-4 support,
+	// so it cannot carry APDUs.
+	ErrNotISODEP = errors.New("pn532: target does not support ISO/IEC 14443-4")
 	// ErrTargetLost is iso7816.ErrCardLost: the card left the field.
 	ErrTargetLost = iso7816.ErrCardLost
 )
@@ -158,6 +165,13 @@ type Dev struct {
 	opts Opts
 	fw   Firmware
 	log  *slog.Logger
+	// active is the target the last successful poll activated, for the
+	// presence check (its R(NAK) depends on the technology and CID).
+	active activeTarget
+	// retryTimeout is the RFConfiguration item 02 fRetryTimeout code in
+	// effect (0: not set by us since initialisation; the chip's default).
+	retryTimeout byte
+	baud         int
 }
 
 // New wakes the chip, aborts anything a previous host left running,
@@ -170,6 +184,9 @@ func New(ctx context.Context, t Transport, opts *Opts) (*Dev, error) {
 		o = *opts
 	}
 	d := &Dev{t: t, opts: o, log: o.Logger}
+	if _, ok := t.(*UART); ok {
+		d.baud = DefaultBaud // the chip's HSU speed after power-on and reset
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -365,26 +382,43 @@ type TargetB struct {
 	ProtInfo [3]byte
 	// ATTRIBRes is the card's answer to the ATTRIB the chip sent.
 	ATTRIBRes []byte
+	// ATQB is the parsed answer to REQB: frame size, waiting time, CID
+	// support and ISO/IEC 14443-4 compliance.
+	ATQB isodep.ATQB
 }
 
-// MaxFrameSize is the card's maximum frame size from ProtInfo.
-func (t *TargetB) MaxFrameSize() int {
-	sizes := []int{16, 24, 32, 40, 48, 64, 96, 128, 256}
-	if i := int(t.ProtInfo[1] >> 4); i < len(sizes) {
-		return sizes[i]
+// Number is the chip's target number (Tg).
+func (t *TargetB) Number() byte { return t.Tg }
+
+// Tech is "iso14443-4b".
+func (t *TargetB) Tech() string { return "iso14443-4b" }
+
+// ISO14443_4 reports whether the card declared ISO/IEC 14443-4 support
+// in its ATQB (Protocol_Type, ISO/IEC 14443-3 §7.9.4.3).
+func (t *TargetB) ISO14443_4() bool { return t.ATQB.ISO14443_4 }
+
+// ID is the PUPI.
+func (t *TargetB) ID() []byte { return t.PUPI[:] }
+
+// cid is the CID the firmware's ATTRIB gave the card (the low nibble of
+// the ATTRIB answer), and whether blocks carry one: the PN532 assigns CID
+// = Tg = 1 (libnfc pn53x_ISO14443B_4_is_present sends BA 01 for that
+// reason) unless the card said it does not support CIDs.
+func (t *TargetB) cid() (byte, bool) {
+	if !t.ATQB.CIDSupported {
+		return 0, false
 	}
-	return 256
+	if len(t.ATTRIBRes) > 0 && t.ATTRIBRes[0]&0x0F != 0 {
+		return t.ATTRIBRes[0] & 0x0F, true
+	}
+	return t.Tg, true
 }
+
+// MaxFrameSize is the card's maximum frame size (FSC) from ProtInfo.
+func (t *TargetB) MaxFrameSize() int { return t.ATQB.FSC }
 
 // FWT is the card's frame waiting time from ProtInfo (FWI).
-func (t *TargetB) FWT() time.Duration {
-	fwi := t.ProtInfo[2] >> 4
-	if fwi == 15 {
-		fwi = 4 // RFU: ISO/IEC 14443-3 says treat as 4
-	}
-	cycles := int64(4096) << fwi // carrier cycles at 13.56 MHz
-	return time.Duration(cycles * int64(time.Second) / 13_560_000)
-}
+func (t *TargetB) FWT() time.Duration { return t.ATQB.FWT }
 
 // ListTypeB polls once for a 106 kbps Type B card (AFI 00, all families)
 // and returns it activated, or ErrNoTarget.
@@ -393,7 +427,12 @@ func (d *Dev) ListTypeB(ctx context.Context) (*TargetB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseTypeB(r)
+	t, err := parseTypeB(r)
+	if err != nil {
+		return nil, err
+	}
+	d.setActive(t)
+	return t, nil
 }
 
 func parseTypeB(r []byte) (*TargetB, error) {
@@ -416,6 +455,11 @@ func parseTypeB(r []byte) (*TargetB, error) {
 		return nil, fmt.Errorf("%w: ATTRIB_RES length %d in % X", ErrResponse, n, r)
 	}
 	t.ATTRIBRes = append([]byte(nil), r[15:15+n]...)
+	atqb, err := isodep.ParseATQB(r[2:14])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrResponse, err)
+	}
+	t.ATQB = atqb
 	return t, nil
 }
 
@@ -462,22 +506,12 @@ func (d *Dev) exchange(ctx context.Context, tg byte, data []byte) ([]byte, error
 	return r, nil
 }
 
-// Present reports whether the activated target still answers (Diagnose
-// NumTst 06, card presence: status 00 when present).
-func (d *Dev) Present(ctx context.Context) (bool, error) {
-	r, err := d.Command(ctx, cmdDiagnose, []byte{diagCardPresence}, d.opts.PresenceTimeout)
-	if err != nil {
-		return false, err
-	}
-	if len(r) < 1 {
-		return false, fmt.Errorf("%w: presence answer", ErrResponse)
-	}
-	return r[0] == 0x00, nil
-}
-
 // Release releases all targets (InRelease 00).
 func (d *Dev) Release(ctx context.Context) error {
 	r, err := d.Command(ctx, cmdInRelease, []byte{0x00}, 0)
+	d.mu.Lock()
+	d.active = activeTarget{}
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -497,24 +531,37 @@ func (d *Dev) RFField(ctx context.Context, on bool) error {
 	return err
 }
 
-// Halt switches the field off; the chip stays powered and reachable (no
-// PowerDown, which leaves some boards unreachable).
+// Halt releases the targets, switches the field off and brings a fast HSU
+// link back to 115200 baud, so the next host (or this one after a
+// restart) finds the chip at its power-on speed. The chip stays powered
+// and reachable: no PowerDown, which leaves some boards unreachable
+// (nfcpy issue 186).
 func (d *Dev) Halt() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = d.Release(ctx)
-	return d.RFField(ctx, false)
+	err := d.RFField(ctx, false)
+	if d.Baud() != 0 && d.Baud() != DefaultBaud {
+		err = errors.Join(err, d.SetBaud(ctx, DefaultBaud))
+	}
+	return err
 }
 
-// Card is a Type B target seen as an ISO 7816 card.
+// Card is an activated ISO/IEC 14443-4 target (Type A or B) seen as an
+// ISO 7816 card through the chip's own ISO-DEP (InDataExchange).
 type Card struct {
 	Dev    *Dev
-	Target *TargetB
+	Target Target
 }
 
-// Transmit sends one APDU.
+// Transmit sends one APDU. It refuses a target that does not speak
+// ISO/IEC 14443-4: InDataExchange would then send raw frames the card
+// does not understand (UM0701-02 §7.3.8).
 func (c *Card) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
-	return c.Dev.DataExchange(ctx, c.Target.Tg, apdu)
+	if !c.Target.ISO14443_4() {
+		return nil, ErrNotISODEP
+	}
+	return c.Dev.DataExchange(ctx, c.Target.Number(), apdu)
 }
 
 // loggable renders command or response data for the debug log without

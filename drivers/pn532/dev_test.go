@@ -324,16 +324,72 @@ func TestStaleResponseSkipped(t *testing.T) {
 	}
 }
 
+// TestPresent runs libnfc's PN532 presence check (pn53x_ISO14443B_4_is_present):
+// the chip's InCommunicateThru timeout is set to the card's FWT (FWI 10:
+// 309 ms → fRetryTimeout 0D, 409.6 ms), then R(NAK) BA 01 (CID 1, the
+// firmware's). An answer means present, status 01 gone, other errors are
+// tried once more; two in a row are an error. Diagnose 06 is never sent.
 func TestPresent(t *testing.T) {
 	d := newDev(t, nil,
-		step{host: host(t, "00 06"), chip: cat(ACK, chip(t, "01 00"))},
-		step{host: host(t, "00 06"), chip: cat(ACK, chip(t, "01 01"))},
+		step{host: host(t, "4A 01 03 00"), chip: cat(ACK, chip(t, "4B 01 01 50 12 34 56 78 00 00 00 00 B3 81 A1 01 00"))},
+		step{host: host(t, "32 02 00 0B 0D"), chip: cat(ACK, chip(t, "33"))},
+		step{host: host(t, "42 BA 01"), chip: cat(ACK, chip(t, "43 00 AB 01"))},
+		step{host: host(t, "42 BA 01"), chip: cat(ACK, chip(t, "43 02"))},
+		step{host: host(t, "42 BA 01"), chip: cat(ACK, chip(t, "43 01"))},
+		step{host: host(t, "42 BA 01"), chip: cat(ACK, chip(t, "43 03"))},
+		step{host: host(t, "42 BA 01"), chip: cat(ACK, chip(t, "43 0B"))},
 	)
-	for _, want := range []bool{true, false} {
-		got, err := d.Present(context.Background())
-		if err != nil || got != want {
-			t.Fatalf("Present = %v, %v; want %v", got, err, want)
-		}
+	ctx := context.Background()
+	if _, err := d.Present(ctx); err == nil {
+		t.Fatal("Present without a target succeeded")
+	}
+	if _, err := d.ListTypeB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Present(ctx); err != nil || !got {
+		t.Fatalf("Present = %v, %v; want true", got, err)
+	}
+	if got, err := d.Present(ctx); err != nil || got {
+		t.Fatalf("Present after CRC error then timeout = %v, %v; want false", got, err)
+	}
+	var se *StatusError
+	if got, err := d.Present(ctx); !errors.As(err, &se) || se.Code != 0x0B || got {
+		t.Fatalf("Present after two damaged answers = %v, %v; want the status 0B error", got, err)
+	}
+}
+
+// TestTypeA lists a Type A target with its ATS (UM0701-02 §7.3.5), checks
+// the parsed ATS and runs the Type A presence check: R(NAK) B2 without CID
+// (libnfc pn53x_ISO14443A_4_is_present), FWI 8 → fRetryTimeout 0B.
+func TestTypeA(t *testing.T) {
+	d := newDev(t, nil,
+		step{host: host(t, "4A 01 00"), chip: cat(ACK, chip(t, "4B 01 01 04 00 20 04 08 3A 91 5C 05 78 80 80 02"))},
+		step{host: host(t, "32 02 00 0B 0B"), chip: cat(ACK, chip(t, "33"))},
+		step{host: host(t, "42 B2"), chip: cat(ACK, chip(t, "43 00 A3"))},
+		step{host: host(t, "40 01 00 A4 04 00"), chip: cat(ACK, chip(t, "41 00 90 00"))},
+		step{host: host(t, "4A 01 00"), chip: cat(ACK, chip(t, "4B 01 01 04 00 08 04 08 3A 91 5C"))},
+	)
+	ctx := context.Background()
+	ta, err := d.ListTypeA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ta.UID, hx(t, "08 3A 91 5C")) || ta.SAK != 0x20 || ta.ATS.FSC != 256 || !ta.ATS.CIDSupported || !ta.ISO14443_4() || ta.Tech() != "iso14443-4a" {
+		t.Fatalf("target %+v", ta)
+	}
+	if got, err := d.Present(ctx); err != nil || !got {
+		t.Fatalf("Present = %v, %v", got, err)
+	}
+	c := &Card{Dev: d, Target: ta}
+	if r, err := c.Transmit(ctx, hx(t, "00 A4 04 00")); err != nil || !bytes.Equal(r, hx(t, "90 00")) {
+		t.Fatalf("Transmit = % X, %v", r, err)
+	}
+	mifare, err := d.ListTypeA(ctx)
+	if err != nil || mifare.ISO14443_4() {
+		t.Fatalf("MIFARE target %+v, %v", mifare, err)
+	}
+	if _, err := (&Card{Dev: d, Target: mifare}).Transmit(ctx, hx(t, "00 A4 04 00")); !errors.Is(err, ErrNotISODEP) {
+		t.Fatalf("APDU to a non-ISO-DEP target: %v", err)
 	}
 }
 
@@ -361,5 +417,70 @@ func TestLoggableHidesCardData(t *testing.T) {
 	}
 	if got := loggable(hx(t, "4A 01 03 00")); got != "4A 01 03 00" {
 		t.Fatalf("poll logged as %q", got)
+	}
+}
+
+// baudPort is a playback port that can change speed, like board.Serial.
+type baudPort struct {
+	*playback
+	bauds []int
+}
+
+func (b *baudPort) SetBaud(baud int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bauds = append(b.bauds, baud)
+	return nil
+}
+
+// TestSetBaud switches the HSU link to 921600 and back: SetSerialBaudRate
+// 10 07, the chip's answer 11, the host's ACK, then the host port changes
+// and GetFirmwareVersion checks the link at the new speed (UM0701-02
+// §7.2.8). Halt brings the link back to 115200 (10 04) after releasing the
+// target and switching RF off.
+func TestSetBaud(t *testing.T) {
+	pb := newPlayback(t, nil, append(initSteps(t),
+		step{host: host(t, "10 07"), chip: cat(ACK, chip(t, "11"))},
+		step{host: ACK},
+		step{host: host(t, "02"), chip: cat(ACK, chip(t, "03 32 01 06 07"))},
+		step{host: host(t, "52 00"), chip: cat(ACK, chip(t, "53 00"))},
+		step{host: host(t, "32 01 00"), chip: cat(ACK, chip(t, "33"))},
+		step{host: host(t, "10 04"), chip: cat(ACK, chip(t, "11"))},
+		step{host: ACK},
+		step{host: host(t, "02"), chip: cat(ACK, chip(t, "03 32 01 06 07"))},
+	)...)
+	port := &baudPort{playback: pb}
+	u := NewUART(port)
+	t.Cleanup(func() { u.Close() })
+	d, err := New(context.Background(), u, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Baud() != 115200 {
+		t.Fatalf("baud after New %d", d.Baud())
+	}
+	if err := d.SetBaud(context.Background(), 921600); err != nil {
+		t.Fatal(err)
+	}
+	if d.Baud() != 921600 || len(port.bauds) != 1 || port.bauds[0] != 921600 {
+		t.Fatalf("baud %d, port switched to %v", d.Baud(), port.bauds)
+	}
+	if err := d.SetBaud(context.Background(), 1234); err == nil {
+		t.Fatal("SetBaud(1234) succeeded")
+	}
+	if err := d.Halt(); err != nil {
+		t.Fatal(err)
+	}
+	if d.Baud() != 115200 || len(port.bauds) != 2 || port.bauds[1] != 115200 {
+		t.Fatalf("after Halt: baud %d, port %v", d.Baud(), port.bauds)
+	}
+}
+
+// TestSetBaudNeedsASwitchablePort: over a port that cannot change speed
+// the command is never sent (the chip would switch and the host not).
+func TestSetBaudNeedsASwitchablePort(t *testing.T) {
+	d := newDev(t, nil)
+	if err := d.SetBaud(context.Background(), 921600); !errors.Is(err, ErrNoBaudSwitch) {
+		t.Fatalf("SetBaud = %v, want ErrNoBaudSwitch", err)
 	}
 }

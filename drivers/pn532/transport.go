@@ -33,6 +33,8 @@ type Transport interface {
 // work too.
 type UART struct {
 	w    io.Writer
+	// speed changes the port's line speed; nil when the port cannot.
+	speed func(int) error
 	in   chan []byte
 	errc chan error
 	done chan struct{}
@@ -53,8 +55,24 @@ func NewUART(rw io.ReadWriter) *UART {
 		errc: make(chan error, 1),
 		done: make(chan struct{}),
 	}
+	if s, ok := rw.(interface{ SetBaud(int) error }); ok {
+		u.speed = s.SetBaud
+	}
 	go u.readLoop(rw)
 	return u
+}
+
+// CanSetBaud reports whether the port can change its line speed.
+func (u *UART) CanSetBaud() bool { return u.speed != nil }
+
+// SetBaud changes the port's line speed (after SetSerialBaudRate; see
+// Dev.SetBaud). It needs a port with a SetBaud method (board.Serial).
+func (u *UART) SetBaud(baud int) error {
+	if u.speed == nil {
+		return ErrNoBaudSwitch
+	}
+	u.buf = u.buf[:0] // bytes half-read at the old speed are garbage
+	return u.speed(baud)
 }
 
 func (u *UART) readLoop(r io.Reader) {
