@@ -154,7 +154,7 @@ func TestLinkTimeoutAfterRemoval(t *testing.T) {
 	hs.exchange("4A 01 03 00", atqbAnswer)
 	f.Remove()
 	hs.exchange("40 01 00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01", "41 01")
-	hs.exchange("00 06", "01 01")
+	hs.exchange("42 BA 01", "43 01") // libnfc's presence check on a PN532
 }
 
 func TestRedactedHex(t *testing.T) {
