@@ -351,7 +351,7 @@ func TestReadTLVFile(t *testing.T) {
 		if err != nil || !bytes.Equal(got, cv) {
 			t.Fatalf("read %d bytes, %v", len(got), err)
 		}
-		want := [][2]int{{0, 8}, {8, 256}, {264, 256}, {520, 48}}
+		want := [][2]int{{0, 256}, {256, 256}, {512, 56}}
 		if fmt.Sprint(c.reads) != fmt.Sprint(want) {
 			t.Errorf("reads %v, want %v", c.reads, want)
 		}
@@ -382,20 +382,20 @@ func TestReadTLVFile(t *testing.T) {
 		}
 	}
 	// Needs a PIN.
-	card := newAPDUCard(t, exchange{resp: swb(0x9000)}, exchange{want: readCmd(0, 8), resp: swb(0x6982)})
+	card := newAPDUCard(t, exchange{resp: swb(0x9000)}, exchange{want: readCmd(0, 0), resp: swb(0x6982)})
 	if _, err := ReadTLVFile(ctx, card, SupportEFBasic4); !errors.Is(err, ErrAccessDenied) {
 		t.Errorf("6982: %v", err)
 	}
 	// Card lost mid-file.
 	card = newAPDUCard(t, exchange{resp: swb(0x9000)},
-		exchange{want: readCmd(0, 8), resp: ok(cv[:8])},
-		exchange{want: readCmd(8, 0), err: iso7816.ErrCardLost})
+		exchange{want: readCmd(0, 0), resp: ok(cv[:256])},
+		exchange{want: readCmd(256, 0), err: iso7816.ErrCardLost})
 	if _, err := ReadTLVFile(ctx, card, SurfaceEFCVCert); !errors.Is(err, iso7816.ErrCardLost) {
 		t.Errorf("lost: %v", err)
 	}
 	card.done()
 	// A card answering more than asked.
-	card = newAPDUCard(t, exchange{resp: swb(0x9000)}, exchange{want: readCmd(0, 8), resp: ok(cv[:9])})
+	card = newAPDUCard(t, exchange{resp: swb(0x9000)}, exchange{want: readCmd(0, 0), resp: ok(bytes.Repeat(cv[:1], 257))})
 	if _, err := ReadTLVFile(ctx, card, SurfaceEFCVCert); !errors.Is(err, ErrMalformed) {
 		t.Errorf("long answer: %v", err)
 	}

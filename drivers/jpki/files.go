@@ -73,13 +73,18 @@ func readChunk(ctx context.Context, card iso7816.Card, off, n int) (data []byte,
 	return b, eof, nil
 }
 
-// tlvHeaderRead is the first READ BINARY of ReadTLVFile: enough for a
-// two-byte tag and an 83 length (6 bytes), so the total is known after it.
-const tlvHeaderRead = 8
+// tlvHeaderRead is the first READ BINARY of ReadTLVFile: a whole short
+// APDU's worth (Le 00), which holds the header (a two-byte tag and an 83
+// length take 6 bytes) and the first 250 bytes of content. A certificate
+// of 1.3 KB then takes 6 READ BINARY instead of 7 (an 8-byte header read
+// first), and with the SELECT 7 APDUs, the budget of make bench. A file
+// shorter than 256 bytes answers 6282 with what it has (ISO/IEC 7816-4
+// §11.2.3), which readChunk accepts as the end.
+const tlvHeaderRead = 256
 
 // ReadTLVFile selects fid in the current application and reads the one
 // BER-TLV object at its start, without the filler after it. A first READ
-// BINARY of 8 bytes gives the header (1–2 byte tag, short or 81/82/83
+// BINARY of 256 bytes gives the header (1–2 byte tag, short or 81/82/83
 // length); the rest of the object is read in chunks of at most 256 bytes
 // (doc §1; myna reader.rs). The object may be at most 32 KiB. A file that
 // ends (6282, 6B00, an empty answer) before the object is complete is
