@@ -15,12 +15,13 @@
 //   - Conn, the ISO-DEP session: I-block chaining both ways within FSC and
 //     FSD, the block numbering and handling rules (ISO/IEC 14443-4:2008
 //     §7.5.3, §7.5.4), error recovery with R(NAK)/R(ACK) (§7.5.5), S(WTX)
-//     (§7.3), presence check by R(NAK) and S(DESELECT) (§8). Conn implements
+//     (§7.3), presence check by R(NAK) and S(DESELECT) (clause 8). Conn implements
 //     iso7816.Card.
 //
-// Clause numbers follow ISO/IEC 14443-3:2011 and ISO/IEC 14443-4:2008
-// (the 2016 and 2018 editions renumber clause 7 by one: block format 7.2,
-// protocol operation 7.6).
+// Clause numbers follow ISO/IEC 14443-3:2011 and ISO/IEC 14443-4:2008.
+// The 2018 edition of part 4 inserts subclauses 5.1 and 7.1 and renumbers
+// the rest (ATS 5.3, block format 7.2, protocol operation 7.6, presence
+// check 7.6.6); rule numbers (A–E, 1–13) cited here are the 2008 ones.
 //
 // Timing. FWT = (256 × 16 / fc) × 2^FWI with fc = 13.56 MHz (ISO/IEC
 // 14443-4 §7.2); every wait passed to the Transceiver is the relevant FWT

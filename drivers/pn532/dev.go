@@ -172,6 +172,11 @@ type Dev struct {
 	// effect (0: not set by us since initialisation; the chip's default).
 	retryTimeout byte
 	baud         int
+	// stale: a command was aborted; its answer may still arrive (the chip
+	// had finished before our ACK reached it) and must be drained before
+	// the next command, or a command with the same response code would
+	// take it for its own.
+	stale bool
 }
 
 // New wakes the chip, aborts anything a previous host left running,
@@ -293,6 +298,12 @@ func (d *Dev) command(ctx context.Context, cmd byte, params []byte, timeout, ack
 	if err != nil {
 		return nil, err
 	}
+	if d.stale {
+		if err := d.t.Drain(ctx); err != nil {
+			return nil, err
+		}
+		d.stale = false
+	}
 	d.log.Debug("pn532 >", "cmd", loggable(append([]byte{cmd}, params...)))
 	if err := d.t.WriteFrame(ctx, frame); err != nil {
 		return nil, err
@@ -369,6 +380,7 @@ func (d *Dev) waitACK(ctx context.Context, cmd byte, timeout time.Duration) erro
 
 // abort sends ACK so the chip drops the running command; best effort.
 func (d *Dev) abort(ctx context.Context) {
+	d.stale = true
 	if err := d.t.WriteFrame(context.WithoutCancel(ctx), ACK); err != nil {
 		d.log.Debug("pn532: abort", "err", err)
 	}

@@ -346,3 +346,22 @@ func (t Thru) Transceive(ctx context.Context, frame []byte, timeout time.Duratio
 	}
 	return nil, err
 }
+
+// SoftwareISODEP takes over a Type B card the firmware activated (CID 1,
+// 64-byte frames towards the chip) and runs ISO/IEC 14443-4 on the host:
+// S(DESELECT) with the firmware's CID (the card halts), then WUPB and the
+// host's own ATTRIB with FSD 256 (drivers/isodep), all through
+// InCommunicateThru. Long answers then come in 256-byte frames, a quarter
+// of the RF round trips (protocols.md §1; measured by make bench).
+func SoftwareISODEP(ctx context.Context, d *Dev, tb *TargetB, opts *isodep.Opts) (*isodep.Conn, error) {
+	t := Thru{Dev: d}
+	cid, _ := tb.cid()
+	if err := isodep.DeselectCID(ctx, t, cid); err != nil {
+		return nil, fmt.Errorf("pn532: deselect the firmware's session: %w", err)
+	}
+	conn, _, err := isodep.ActivateB(ctx, t, opts)
+	if err != nil {
+		return nil, fmt.Errorf("pn532: software ISO-DEP: %w", err)
+	}
+	return conn, nil
+}
