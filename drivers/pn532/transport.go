@@ -32,14 +32,14 @@ type Transport interface {
 // return (0, nil) or (0, io.EOF) on timeout, as github.com/tarm/serial does,
 // work too.
 type UART struct {
-	w    io.Writer
+	w io.Writer
 	// speed changes the port's line speed; nil when the port cannot.
 	speed func(int) error
-	in   chan []byte
-	errc chan error
-	done chan struct{}
-	once sync.Once
-	buf  []byte
+	in    chan []byte
+	errc  chan error
+	done  chan struct{}
+	once  sync.Once
+	buf   []byte
 }
 
 // hsuWakeUp wakes a PN532 from LowVbat/power-down on HSU: 55 55 and then
