@@ -305,6 +305,15 @@ func (d *Dev) command(ctx context.Context, cmd byte, params []byte, timeout, ack
 		d.stale = false
 	}
 	d.log.Debug("pn532 >", "cmd", loggable(append([]byte{cmd}, params...)))
+	// Until its response is read, the command's ACK or answer may still
+	// come: whatever ends the wait early (a deadline, a cancelled ctx, a
+	// bad frame) leaves the line to be drained before the next command.
+	answered := false
+	defer func() {
+		if !answered {
+			d.stale = true
+		}
+	}()
 	if err := d.t.WriteFrame(ctx, frame); err != nil {
 		return nil, err
 	}
@@ -339,10 +348,12 @@ func (d *Dev) command(ctx context.Context, cmd byte, params []byte, timeout, ack
 		}
 		switch f.Kind {
 		case KindError:
+			answered = true
 			return nil, fmt.Errorf("%w (command %02X)", ErrSyntax, cmd)
 		case KindInfo:
 			if f.TFI == TFIChip && len(f.Data) > 0 && f.Data[0] == cmd+1 {
 				d.log.Debug("pn532 <", "data", loggable(f.Data))
+				answered = true
 				return f.Data[1:], nil
 			}
 			d.log.Debug("pn532: skipping stale frame", "tfi", f.TFI, "data", loggable(f.Data))
@@ -362,6 +373,7 @@ func (d *Dev) waitACK(ctx context.Context, cmd byte, timeout time.Duration) erro
 			}
 			if actx.Err() != nil {
 				if ctx.Err() != nil {
+					d.abort(ctx) // the chip may have the command already
 					return ctx.Err()
 				}
 				return fmt.Errorf("%w: command %02X within %v", ErrNoACK, cmd, timeout)

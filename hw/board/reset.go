@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
 )
 
 // ResetLine drives the PN532's RSTPD_N pin (active low). Cheap PN532
@@ -39,12 +37,9 @@ func NewResetLine(pin gpio.PinOut) (*ResetLine, error) {
 // OpenResetLine initialises the host's GPIO drivers and takes the named
 // pin (e.g. "GPIO17") as RSTPD_N.
 func OpenResetLine(name string) (*ResetLine, error) {
-	if _, err := host.Init(); err != nil {
-		return nil, fmt.Errorf("board: periph host: %w", err)
-	}
-	p := gpioreg.ByName(name)
-	if p == nil {
-		return nil, fmt.Errorf("board: no GPIO named %q on this host", name)
+	p, err := OpenPin(name)
+	if err != nil {
+		return nil, err
 	}
 	return NewResetLine(p)
 }

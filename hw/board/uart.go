@@ -1,6 +1,8 @@
-// Package board opens the kiosk's hardware: the serial port of a PN532 on
-// HSU today; SPI/I2C buses, GPIO reset lines and board profiles later.
-// Together with main packages it is the only code that touches devices.
+// Package board opens the kiosk's hardware: the PN532's serial port (HSU),
+// SPI and I2C buses and GPIOs (RSTPD_N, IRQ) through periph.io and
+// tarm/serial, and knows the Raspberry Pi board profiles (which device and
+// pins to use where). Together with main packages it is the only code that
+// touches devices; Buses is the seam tests replace with a simulator.
 package board
 
 import (
@@ -16,7 +18,9 @@ const DefaultBaud = 115200
 
 // OpenUART opens a serial port 8N1 at baud with a 100 ms read timeout
 // (tarm/serial counts in 100 ms steps; a timeout reads as n == 0), which
-// pn532.UART expects.
+// pn532.UART expects. Its speed is fixed: tarm/serial neither changes the
+// speed of an open port nor exposes the descriptor to do it with, so the
+// HSU SetSerialBaudrate switch needs OpenSerial.
 func OpenUART(name string, baud int) (io.ReadWriteCloser, error) {
 	if baud == 0 {
 		baud = DefaultBaud
