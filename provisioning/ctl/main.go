@@ -18,6 +18,8 @@ type IO struct {
 	Stdout, Stderr io.Writer
 	// Terminal: stderr is a terminal (progress bars instead of lines).
 	Terminal bool
+	// OpenReader opens a PN532 bus for probe (set by the main package).
+	OpenReader ReaderOpener
 
 	// listening, if set, is called by listen once it has subscribed, with
 	// the listener's counters (tests wait on them instead of on the clock).
@@ -39,6 +41,7 @@ const usage = `usage:
   kazashictl crl diff [--serials] OLD.crl NEW.crl
   kazashictl listen --broker URL --db FILE [--group NAME] [--prefix PREFIX] [--client-id ID]
                     [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
+  kazashictl probe --reader CONFIG [--record FILE]
   kazashictl events --db FILE [--since 1h|RFC3339] [--outcome accepted|rejected|error]
                     [--reason CODE] [--device ID] [--limit N] [--json]
 `
@@ -61,6 +64,8 @@ func Main(ctx context.Context, args []string, io IO) int {
 		err = listenCmd(ctx, rest, io)
 	case "events":
 		err = eventsCmd(ctx, rest, io)
+	case "probe":
+		err = probeCmd(ctx, rest, io)
 	default:
 		fmt.Fprint(io.Stderr, usage)
 		return ExitError
@@ -80,7 +85,7 @@ func command(args []string) (name string, rest []string) {
 	switch {
 	case len(args) == 0:
 		return "", nil
-	case args[0] == "listen" || args[0] == "events":
+	case args[0] == "listen" || args[0] == "events" || args[0] == "probe":
 		return args[0], args[1:]
 	case len(args) == 1:
 		return args[0], nil

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kazashi/kazashi/hw/board"
 )
 
 // Config is the daemon's configuration file (JSON). Relative paths are
@@ -18,11 +20,21 @@ type Config struct {
 	// DeviceID names this kiosk in topics and events.
 	DeviceID string `json:"device_id"`
 	Reader   struct {
-		// Driver is the frontend: "pn532-uart".
-		Driver string `json:"driver"`
-		// Port is the serial device, e.g. /dev/ttyAMA0.
-		Port string `json:"port"`
-		Baud int    `json:"baud"`
+		// PN532Config: driver ("pn532-uart", "pn532-spi" or
+		// "pn532-i2c"), port (UART device, e.g. /dev/ttyAMA0), spi_device
+		// and spi_hz (default 1 MHz, at most 5 MHz), i2c_bus (e.g. "1"),
+		// irq_gpio (P70_IRQ for SPI and I2C; empty: poll the status).
+		board.PN532Config
+		// Baud is the HSU speed the chip is switched to after start-up
+		// (SetSerialBaudrate): 115200 (the power-on speed, default) up to
+		// 921600. The chip goes back to 115200 on close and after a reset.
+		Baud int `json:"baud"`
+		// ISODEP chooses who runs ISO/IEC 14443-4 for Type B cards:
+		// "software" (the host, 256-byte frames; default, the faster
+		// one measured by make bench) or "firmware" (the chip).
+		ISODEP string `json:"isodep"`
+		// TypeA also polls for Type A targets (phones).
+		TypeA bool `json:"type_a"`
 		// PollInterval is the pause between two polls of an empty field.
 		PollInterval Duration `json:"poll_interval"`
 		// ACKTimeout bounds the wait for the chip's ACK (default 100 ms;
@@ -231,6 +243,12 @@ func (c *Config) defaults() {
 	if c.Reader.Baud == 0 {
 		c.Reader.Baud = 115200
 	}
+	if c.Reader.SPIHz == 0 {
+		c.Reader.SPIHz = 1_000_000 // UM0701-02 §6.2.5: up to 5 MHz; 1 MHz is robust on long wires
+	}
+	if c.Reader.ISODEP == "" {
+		c.Reader.ISODEP = "software"
+	}
 	if c.Reader.PollInterval == 0 {
 		// A tap is noticed within ~0.2 s; the chip's own activation retries
 		// add a few ms per poll.
@@ -338,11 +356,32 @@ func (c *Config) validate() error {
 	if c.DeviceID == "" || strings.ContainsAny(c.DeviceID, "/#+ ") {
 		errs = append(errs, fmt.Errorf("device_id %q must be set and contain no '/', '#', '+' or spaces", c.DeviceID))
 	}
-	if c.Reader.Driver != "pn532-uart" {
-		errs = append(errs, fmt.Errorf("reader.driver %q: only \"pn532-uart\" is supported", c.Reader.Driver))
+	switch c.Reader.Driver {
+	case "pn532-uart":
+		if c.Reader.Port == "" {
+			errs = append(errs, errors.New("reader.port must name the serial device"))
+		}
+		switch c.Reader.Baud {
+		case 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600:
+		default:
+			errs = append(errs, fmt.Errorf("reader.baud %d: one of 9600 … 921600", c.Reader.Baud))
+		}
+	case "pn532-spi":
+		if c.Reader.SPIDevice == "" {
+			errs = append(errs, errors.New("reader.spi_device must name the SPI device (e.g. /dev/spidev0.0)"))
+		}
+		if c.Reader.SPIHz < 10_000 || c.Reader.SPIHz > 5_000_000 {
+			errs = append(errs, fmt.Errorf("reader.spi_hz %d: the PN532 runs SPI up to 5 MHz", c.Reader.SPIHz))
+		}
+	case "pn532-i2c":
+		if c.Reader.I2CBus == "" {
+			errs = append(errs, errors.New("reader.i2c_bus must name the I2C bus (e.g. \"1\")"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("reader.driver %q: one of pn532-uart, pn532-spi, pn532-i2c", c.Reader.Driver))
 	}
-	if c.Reader.Port == "" {
-		errs = append(errs, errors.New("reader.port must name the serial device"))
+	if c.Reader.ISODEP != "software" && c.Reader.ISODEP != "firmware" {
+		errs = append(errs, fmt.Errorf("reader.isodep %q: \"software\" or \"firmware\"", c.Reader.ISODEP))
 	}
 	if len(c.Trust.CRLs) == 0 && len(c.Revocation.Inbox) == 0 {
 		errs = append(errs, errors.New("trust.crls (or revocation.inbox) must list at least one CRL: without one every card would be refused (crl-unavailable)"))

@@ -18,10 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kazashi/kazashi/drivers/pn532"
 	"github.com/kazashi/kazashi/firmware/holder"
 	"github.com/kazashi/kazashi/firmware/tap"
-	"github.com/kazashi/kazashi/hw/board"
 )
 
 func main() {
@@ -104,32 +102,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer input.Close()
 	}
 
-	ul, closeUplink, err := startUplink(ctx, cfg, *cfgPath, tl, log)
+	reader, err := newReader(cfg, hostBuses, log)
+	if err != nil {
+		return err
+	}
+	defer reader.Close()
+	ul, closeUplink, err := startUplink(ctx, cfg, *cfgPath, tl, readerHealth(reader), log)
 	if err != nil {
 		return err
 	}
 	defer closeUplink()
 	sink := &eventSink{uplink: ul}
-
-	reader := &pn532Reader{
-		open:     func() (io.ReadWriteCloser, error) { return board.OpenUART(cfg.Reader.Port, cfg.Reader.Baud) },
-		opts:     pn532.DefaultOpts,
-		poll:     time.Duration(cfg.Reader.PollInterval),
-		presence: 200 * time.Millisecond,
-		log:      log.With("component", "reader"),
-	}
-	reader.opts.Logger = log.With("component", "pn532")
-	if cfg.Reader.ACKTimeout > 0 {
-		reader.opts.ACKTimeout = time.Duration(cfg.Reader.ACKTimeout)
-	}
-	if cfg.Reader.ResetGPIO != "" {
-		rl, err := board.OpenResetLine(cfg.Reader.ResetGPIO)
-		if err != nil {
-			return err
-		}
-		reader.pulseReset = rl.Pulse
-	}
-	defer reader.Close()
 
 	p := &tap.Pipeline{
 		Reader:   reader,
@@ -154,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if input != nil {
 		p.Input, p.Local = input, input
 	}
-	log.Info("kazashid running", "profile", cfg.Profile.Name, "reader", cfg.Reader.Port, "events", cfg.MQTT.TopicPrefix+"/"+cfg.DeviceID+"/events", "test_mode", cfg.Trust.AllowTest)
+	log.Info("kazashid running", "profile", cfg.Profile.Name, "reader", cfg.Reader.Driver, "events", cfg.MQTT.TopicPrefix+"/"+cfg.DeviceID+"/events", "test_mode", cfg.Trust.AllowTest)
 	return p.Run(ctx)
 }
 

@@ -27,7 +27,7 @@ var version = "dev"
 // startUplink composes the outbox, the broker connection and (when
 // configured) the embedded broker; the returned function shuts them down
 // within cfg.ShutdownGrace.
-func startUplink(ctx context.Context, cfg *Config, cfgPath string, tl *trustlayer.Layer, log *slog.Logger) (*uplink.Uplink, func(), error) {
+func startUplink(ctx context.Context, cfg *Config, cfgPath string, tl *trustlayer.Layer, reader func() uplink.ReaderHealth, log *slog.Logger) (*uplink.Uplink, func(), error) {
 	tree, err := topics.New(cfg.MQTT.TopicPrefix, cfg.DeviceID)
 	if err != nil {
 		return nil, nil, err
@@ -96,7 +96,8 @@ func startUplink(ctx context.Context, cfg *Config, cfgPath string, tl *trustlaye
 		Firmware: version, ConfigSHA256: hex.EncodeToString(digest[:]),
 		Grace: time.Duration(cfg.ShutdownGrace), TelemetryInterval: time.Duration(cfg.MQTT.TelemetryInterval),
 		Clock: tl.EventClock, RevocationAge: tl.RevocationAge,
-		Log: log,
+		Reader: reader,
+		Log:    log,
 	})
 	if err != nil {
 		closeAll()
