@@ -22,7 +22,7 @@ var (
 	pkiErr  error
 )
 
-func testCard(t *testing.T) (*sim.JPKICard, []byte) {
+func testCard(t testing.TB) (*sim.JPKICard, []byte) {
 	t.Helper()
 	pkiOnce.Do(func() { pki, pkiErr = testpki.Generate(time.Now()) })
 	if pkiErr != nil {

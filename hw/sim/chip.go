@@ -740,6 +740,7 @@ func (c *Chip) inCommunicateThru(ctx context.Context, args []byte) ([]byte, bool
 			out = p.frame(ctx, c.field, args, framingA)
 			personal = p.outPersonal
 			if p.ranAPDU {
+				c.meter.APDU()
 				c.meter.Wait(c.timing.CardAPDU)
 			}
 			if c.tg != nil && (p.state != piccActive || p.cid != c.tg.firmwareCID()) {
@@ -824,6 +825,7 @@ func (c *Chip) meterFirmwareISODEP(typeA bool, fsc, cmd int, respAPDU []byte, an
 		c.meter.Wait(retryTimeout(c.timings[2]))
 		return k, nil
 	}
+	c.meter.APDU()
 	c.meter.Wait(c.timing.CardAPDU)
 	j := max((resp+respRoom-1)/respRoom, 1)
 	first := min(resp, respRoom)
