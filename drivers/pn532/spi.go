@@ -47,6 +47,7 @@ package pn532
 // waits for RDY: libnfc pn532_spi_send and pn532_spi_receive).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,6 +131,12 @@ type SPI struct {
 	c       spi.Conn
 	opts    SPIOpts
 	reverse bool
+	// pending holds what a data read brought after its frame: when the
+	// next frame (the answer after an ACK) was ready while the host still
+	// clocked, the chip shifts it out in the same read (the output is a
+	// byte stream that a data read resumes: libnfc pn532_spi.c,
+	// pn532_spi_receive_next_chunk), so it must not be thrown away.
+	pending []byte
 	// sleep waits d or until ctx is done; a seam for tests.
 	sleep func(ctx context.Context, d time.Duration) error
 }
@@ -209,16 +216,34 @@ func (s *SPI) WriteFrame(ctx context.Context, frame []byte) error {
 func (s *SPI) ReadFrame(ctx context.Context) (Frame, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		f, n, err := Decode(s.pending)
+		if err == nil {
+			s.keep(s.pending[n:])
+			return f, nil
+		}
+		s.pending = nil // part of a frame: the chip resends it on NACK
+	}
 	if err := s.waitReady(ctx); err != nil {
 		return Frame{}, err
 	}
 	return s.read()
 }
 
+// keep stores rest for the next ReadFrame when it holds a frame start.
+func (s *SPI) keep(rest []byte) {
+	if bytes.Contains(rest, []byte{0x00, 0xFF}) {
+		s.pending = append(s.pending[:0:0], rest...)
+	} else {
+		s.pending = nil
+	}
+}
+
 // Drain reads and discards ready frames until the chip has none.
 func (s *SPI) Drain(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pending = nil
 	for range busMaxDrain {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pn532: spi: drain: %w", err)
@@ -283,6 +308,11 @@ func (s *SPI) read() (Frame, error) {
 	r := make([]byte, spiReadLen)
 	if err := s.tx(w, r); err != nil {
 		return Frame{}, fmt.Errorf("pn532: spi: data read: %w", err)
+	}
+	f, n, err := Decode(r[1:])
+	if err == nil {
+		s.keep(r[1+n:])
+		return f, nil
 	}
 	return busDecode("spi", r[1:])
 }

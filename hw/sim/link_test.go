@@ -1,7 +1,12 @@
 package sim
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
+	"net"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,5 +234,176 @@ func TestMaskedReplyHex(t *testing.T) {
 	long := rspBytes(append(append(h("41 00"), make([]byte, 256)...), 0x90, 0x00))
 	if got, want := maskedReplyHex(long), hex.EncodeToString(long[:8])+"d54100**"; got != want {
 		t.Errorf("maskedReplyHex(extended) = %s, want %s", got, want)
+	}
+}
+
+// serveHSU runs chip.ServeHSU with opts on one end of an in-memory pipe
+// and returns the other end; the server stops with the test.
+func serveHSU(t testing.TB, c *Chip, opts *HSUOptions) *host {
+	t.Helper()
+	a, b := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.ServeHSU(ctx, a, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		a.Close()
+		b.Close()
+		if err := <-done; err != nil {
+			t.Errorf("ServeHSU: %v", err)
+		}
+	})
+	return &host{t: t, conn: b}
+}
+
+// noLeak fails the test if goroutines started during it are still running
+// a few seconds after its cleanups (register it first: cleanups run last
+// in, first out).
+func noLeak(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// drain returns everything the chip sends until it is silent for quiet.
+func (hs *host) drain(quiet time.Duration) []byte {
+	hs.t.Helper()
+	out := hs.buf
+	hs.buf = nil
+	tmp := make([]byte, 512)
+	for {
+		hs.conn.SetReadDeadline(time.Now().Add(quiet))
+		n, err := hs.conn.Read(tmp)
+		out = append(out, tmp[:n]...)
+		if err != nil {
+			return out
+		}
+	}
+}
+
+// meterDelta runs f and returns the link bytes and time it added.
+func meterDelta(m *Meter, f func()) (int, time.Duration) {
+	before := m.Snapshot()
+	f()
+	after := m.Snapshot()
+	return after.LinkBytes - before.LinkBytes, after.LinkTime - before.LinkTime
+}
+
+// TestLinkHungChipAnswersNothing: a hung chip ACKs nothing and answers
+// nothing, also to NACK, until a reset; after Chip.Reset it is in LowVbat
+// and the usual wake-up brings it back.
+func TestLinkHungChipAnswersNothing(t *testing.T) {
+	c, _ := newTestChip(t, newTestCard(t))
+	hs := serve(t, c)
+	hs.exchange("02", "03 32 01 06 07")
+	c.Hang()
+	hs.write(cmd("02"))
+	hs.expectSilence(100 * time.Millisecond)
+	hs.write(pn532.NACK)
+	hs.expectSilence(50 * time.Millisecond)
+	c.Reset()
+	hs.write(cmd("02")) // LowVbat: ignored until 55
+	hs.expectSilence(50 * time.Millisecond)
+	hs.write(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00"))
+	hs.exchange("14 01", "15")
+	// The reset also forgot the last answer: NACK has nothing to resend
+	// but SAMConfiguration's.
+	hs.write(pn532.NACK)
+	hs.expectBytes(rsp("15"))
+}
+
+// TestHSUSetSerialBaudRate: the chip answers SetSerialBaudRate at the old
+// speed and switches after the host's ACK (UM0701-02 §7.2.8); a host
+// whose port stays at the old speed is not understood, one that switched
+// is; the meter counts 10 bit times per byte at the speed in use; a chip
+// reset goes back to 115200.
+func TestHSUSetSerialBaudRate(t *testing.T) {
+	noLeak(t)
+	m := &Meter{}
+	f := NewField()
+	f.Place(newTestCard(t), 0)
+	c := NewChip(f, &ChipOptions{Awake: true, Timing: fastTiming, Meter: m})
+	var hostBaud atomic.Int64
+	hostBaud.Store(115200)
+	faults := &Faults{}
+	hs := serveHSU(t, c, &HSUOptions{Faults: faults, HostBaud: func() int { return int(hostBaud.Load()) }})
+
+	n, d := meterDelta(m, func() { hs.exchange("02", "03 32 01 06 07") })
+	want := len(cmd("02")) + len(pn532.ACK) + len(rsp("03 32 01 06 07"))
+	if n != want || d != time.Duration(want)*UARTByteTime(115200) {
+		t.Fatalf("meter at 115200: %d bytes %v, want %d bytes %v", n, d, want, time.Duration(want)*UARTByteTime(115200))
+	}
+
+	// BR 06 = 460800: ACK and answer still at 115200.
+	hs.exchange("10 06", "11")
+	// Until the host's ACK the chip stays at 115200.
+	hs.exchange("02", "03 32 01 06 07")
+	hs.exchange("10 06", "11")
+	hs.write(pn532.ACK) // at 115200: now both sides switch
+	hs.expectSilence(30 * time.Millisecond)
+
+	// The host forgot to switch: the chip samples garbage.
+	hs.write(cmd("02"))
+	hs.expectSilence(100 * time.Millisecond)
+	// Frames from the chip at 460800 are garbage at 115200.
+	stale := rsp("4B 00")
+	faults.InjectStale(stale)
+	if got := hs.drain(100 * time.Millisecond); len(got) == 0 || bytes.Contains(got, h("00 FF")) {
+		t.Fatalf("host at the wrong speed read % X", got)
+	}
+
+	hostBaud.Store(460800)
+	n, d = meterDelta(m, func() { hs.exchange("02", "03 32 01 06 07") })
+	if n != want || d != time.Duration(want)*UARTByteTime(460800) {
+		t.Fatalf("meter at 460800: %d bytes %v, want %d bytes %v", n, d, want, time.Duration(want)*UARTByteTime(460800))
+	}
+
+	// A reset: LowVbat at 115200 again; the host still at 460800 cannot
+	// even wake it.
+	c.Reset()
+	hs.write(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00"))
+	hs.write(cmd("14 01"))
+	hs.expectSilence(100 * time.Millisecond)
+	hostBaud.Store(115200)
+	hs.write(h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00"))
+	hs.exchange("14 01", "15")
+}
+
+// TestResampleUART: a receiver at the sender's speed gets the bytes back;
+// at another speed it gets something else; at a quarter of the speed 0x00
+// bytes become framing errors read as 00.
+func TestResampleUART(t *testing.T) {
+	in := cmd("4A 01 03 00")
+	if got := resampleUART(in, 115200, 115200); !bytes.Equal(got, in) {
+		t.Fatalf("same speed: % X", got)
+	}
+	if got := resampleUART(in, 115200, 116000); !bytes.Equal(got, in) {
+		t.Fatalf("0.7%% off: % X", got) // within a UART's tolerance
+	}
+	for _, rates := range [][2]int{{115200, 460800}, {460800, 115200}, {115200, 9600}, {921600, 115200}} {
+		if got := resampleUART(in, rates[0], rates[1]); bytes.Equal(got, in) {
+			t.Errorf("%d → %d: bytes survived", rates[0], rates[1])
+		}
+	}
+	if got := resampleUART([]byte{0x00}, 115200, 460800); !bytes.Equal(got, []byte{0x00}) {
+		t.Errorf("00 at 4× speed: % X", got)
+	}
+	if !sameBaud(115200, 117000) || sameBaud(115200, 121000) || sameBaud(0, 115200) {
+		t.Error("sameBaud tolerance")
 	}
 }

@@ -246,3 +246,99 @@ func TestCardLeftActiveByACrashedHost(t *testing.T) {
 		t.Fatalf("ListTypeB after the crashed host = %v, %v; want the card", tg, err)
 	}
 }
+
+// openSerialAt opens the pty slave at baud.
+func openSerialAt(t *testing.T, path string, baud int) *serial.Port {
+	t.Helper()
+	p, err := serial.OpenPort(&serial.Config{Name: path, Baud: baud, ReadTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readFor returns what arrives on p within d.
+func readFor(p *serial.Port, d time.Duration) []byte {
+	var out []byte
+	tmp := make([]byte, 512)
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		n, _ := p.Read(tmp)
+		out = append(out, tmp[:n]...)
+	}
+	return out
+}
+
+var hsuWakeUp = h("55 55 00 00 00 00 00 00 00 00 00 00 00 00 00 00")
+
+// TestPTYBaudSwitch: SetSerialBaudRate over the pty. The simulator reads
+// the speed the host set on its port (termios of the pty): after the
+// switch to 921600 a host still at 115200 gets no answer, and once it
+// reopens its port at 921600 it does; a reset pulse brings the chip back
+// to 115200.
+func TestPTYBaudSwitch(t *testing.T) {
+	noLeak(t)
+	s := startSim(t, Options{Card: newTestCard(t)})
+	p := openSerialAt(t, s.Path(), 115200)
+	if _, err := p.Write(hsuWakeUp); err != nil {
+		t.Fatal(err)
+	}
+	serialExchange(t, p, "14 01", "15")
+	serialExchange(t, p, "10 07", "11") // answered at 115200
+	if _, err := p.Write(pn532.ACK); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the ACK leaves at 115200
+	// Still at 115200: the chip, now at 921600, does not understand.
+	if _, err := p.Write(cmd("02")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFor(p, 200*time.Millisecond); bytes.Contains(got, pn532.ACK) {
+		t.Fatalf("chip at 921600 answered a host at 115200: % X", got)
+	}
+	p.Close()
+
+	p = openSerialAt(t, s.Path(), 921600)
+	serialExchange(t, p, "02", "03 32 01 06 07")
+	serialExchange(t, p, "4A 01 03 00", atqbAnswer)
+
+	// RSTPD_N: back to LowVbat at 115200; the host at 921600 is lost.
+	if err := s.ResetPin().Pulse(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write(append(bytes.Clone(hsuWakeUp), cmd("14 01")...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFor(p, 200*time.Millisecond); bytes.Contains(got, pn532.ACK) {
+		t.Fatalf("reset chip answered at 921600: % X", got)
+	}
+	p.Close()
+	p = openSerialAt(t, s.Path(), 115200)
+	defer p.Close()
+	if _, err := p.Write(hsuWakeUp); err != nil {
+		t.Fatal(err)
+	}
+	serialExchange(t, p, "14 01", "15")
+}
+
+// TestDriverAfterStaleFrame: a previous session's InListPassiveTarget
+// answer waits in the line when the project's driver opens the port; its
+// start-up (ACK, drain, GetFirmwareVersion with a retry) copes.
+func TestDriverAfterStaleFrame(t *testing.T) {
+	noLeak(t)
+	s := startSim(t, Options{Card: newTestCard(t), Faults: FaultOptions{StaleFrames: [][]byte{rsp(atqbAnswer)}}})
+	port := openSerial(t, s.Path())
+	defer port.Close()
+	u := pn532.NewUART(port)
+	defer u.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	opts := pn532.DefaultOpts
+	opts.ACKTimeout, opts.FirstACKTimeout = time.Second, 2*time.Second
+	dev, err := pn532.New(ctx, u, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.ListTypeB(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

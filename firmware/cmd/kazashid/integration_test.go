@@ -96,6 +96,7 @@ type rigOptions struct {
 	poll         string // revocation.poll, default 200ms
 	top          string // extra top-level configuration members, e.g. `"shutdown_grace": "1s"`
 	mqtt         string // extra members of the mqtt object, e.g. `"tls": {…}`
+	bus          string // the simulator's host interface: sim.BusUART (default), BusSPI, BusI2C
 }
 
 func newRig(t *testing.T, opts ...rigOptions) *rig {
@@ -131,11 +132,16 @@ func newRig(t *testing.T, opts ...rigOptions) *rig {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	link := filepath.Join(dir, "pn532")
-	s, err := sim.Start(ctx, sim.Options{Link: link})
+	simOpts := sim.Options{Link: link, Bus: o.bus}
+	if o.bus != "" && o.bus != sim.BusUART {
+		simOpts.Link = ""
+	}
+	s, err := sim.Start(ctx, simOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	useSimBuses(t, s)
 	socket := filepath.Join(dir, "run", "holder.sock")
 	cfgPath := writeConfig(t, dir, pki, link, proxy.URL(), socket, o)
 
@@ -238,7 +244,7 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
 	}
 	cfg := fmt.Sprintf(`{
   "device_id": "it-kiosk",
-  "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"},
+  "reader": {"port": %q, "poll_interval": "50ms", "ack_timeout": "1s"%s},
   "profile": %s,
   "holder_input": {"socket": %q, "timeout": %q},
   "trust": {"anchors": [%q], "crls": [%q], "sign_anchors": [%q], "sign_crls": [%q],
@@ -248,7 +254,7 @@ func writeConfig(t *testing.T, dir string, pki *testpki.PKI, link, broker, socke
   "revocation": {"poll": %q},
   "pseudonym_key_file": "key",%s
   "log_level": "debug"
-}`, link, profile, socket, o.inputTimeout,
+}`, link, readerJSON(o.bus), profile, socket, o.inputTimeout,
 		filepath.Join("pki", testpki.AnchorFile), filepath.Join("pki", testpki.CRLFile),
 		filepath.Join("pki", testpki.SignAnchorFile), filepath.Join("pki", testpki.SignCRLFile),
 		strings.Join(cv, ", "), broker, mqttExtra, o.poll, top)
