@@ -111,7 +111,10 @@ type Health struct {
 	Starts   int    // successful initialisations
 	Resets   int    // RSTPD_N pulses
 	Sessions int    // cards activated and handed to the pipeline
-	Errors   map[string]int
+	// AwaitingRemoval: a chip fault cut a read short and the reader has
+	// not yet seen the field empty; no card is read until it has.
+	AwaitingRemoval bool
+	Errors          map[string]int
 }
 
 // Reader is a PN532 frontend as a tap.Reader. Next, sessions and Close
@@ -130,6 +133,8 @@ type Reader struct {
 	// owed: a session ended by a chip fault; the card on the field, if
 	// any, is the one it was reading and must be seen gone first.
 	owed    bool
+	// owedFlag mirrors owed for Health (guarded by mu).
+	owedFlag bool
 	backoff *backoff.Backoff
 	startOK bool
 }
@@ -162,6 +167,7 @@ func (r *Reader) Health() Health {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.health
+	h.AwaitingRemoval = r.owedFlag
 	h.Errors = make(map[string]int, len(r.health.Errors))
 	for k, v := range r.health.Errors {
 		h.Errors[k] = v
@@ -172,6 +178,13 @@ func (r *Reader) Health() Health {
 func (r *Reader) setState(s State) {
 	r.mu.Lock()
 	r.health.State = s
+	r.mu.Unlock()
+}
+
+func (r *Reader) setOwed(v bool) {
+	r.owed = v
+	r.mu.Lock()
+	r.owedFlag = v
 	r.mu.Unlock()
 }
 
@@ -300,7 +313,7 @@ func (r *Reader) Next(ctx context.Context) (tap.Session, error) {
 					}
 					continue // fault handled by the session
 				}
-				r.owed = false
+				r.setOwed(false)
 				_ = s.Close()
 				continue
 			}
@@ -310,7 +323,7 @@ func (r *Reader) Next(ctx context.Context) (tap.Session, error) {
 			r.mu.Unlock()
 			return s, nil
 		case errors.Is(err, pn532.ErrNoTarget):
-			r.owed = false // the field is empty: the debt is paid
+			r.setOwed(false) // the field is empty: the debt is paid
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		default:
@@ -385,7 +398,8 @@ func (r *Reader) Close() error {
 		err = r.dev.Halt()
 	}
 	r.drop()
-	r.faulted, r.owed = false, false
+	r.faulted = false
+	r.setOwed(false)
 	r.setState(StateStopped)
 	return err
 }
@@ -425,7 +439,7 @@ func (s *session) Transmit(ctx context.Context, apdu []byte) ([]byte, error) {
 			// do not read this card again before it has left.
 			s.r.log.Warn("reader fault during a read", "err", err, "kind", Kind(err))
 			s.dead = true
-			s.r.owed = true
+			s.r.setOwed(true)
 			s.r.fault(err)
 		}
 	}
@@ -456,7 +470,7 @@ func (s *session) WaitRemoved(ctx context.Context) error {
 				return ctx.Err()
 			}
 			s.dead = true
-			s.r.owed = true
+			s.r.setOwed(true)
 			s.r.fault(err)
 			return fmt.Errorf("frontend: presence check: %w", err)
 		}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-
-	"periph.io/x/conn/v3/gpio"
 )
 
 // Fault injection. The faults sit between the frame engine and the wire, on
@@ -239,7 +237,7 @@ func (s *Sim) Replug() error {
 		}
 	}
 	s.chip.Reset()
-	s.held.Store(s.reset.Read() == gpio.Low)
+	s.held.Store(s.rstLow)
 	s.unplugged = false
 	s.startServeLocked()
 	s.log.Debug("replugged", "pty", s.path)

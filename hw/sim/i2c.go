@@ -25,13 +25,15 @@ import (
 //     follows from its first byte. A read of more than the status byte
 //     takes the frame, whether the host read all of it or not: the next
 //     read gets the next frame, or 00 (not ready). Seeed-Studio's
-//     PN532_I2C relies on this: it polls 6-byte reads (status and header),
-//     and once ready sends NACK to get the frame again, whole ("request for
-//     last respond msg again"). A read of the status byte alone leaves the
-//     frame in place (the same library polls 1-byte reads before reading
-//     the ACK). What follows the status byte when not ready, and the frame
-//     when the host reads more (libnfc reads its whole 270-byte buffer,
-//     pn532_i2c_wait_rdyframe), is not documented: the model sends 00.
+//     PN532_I2C relies on this: getResponseLength polls 6-byte reads
+//     (status and header) and, once ready, sends NACK to get the frame
+//     again, whole ("request for last respond msg again"). A read of the
+//     status byte alone leaves the frame in place: ESPHome's pn532_i2c
+//     read_data polls 1-byte reads until 01, then reads status and frame
+//     (and its read_response reads the header, then the whole frame). What
+//     follows the status byte when not ready, and the frame when the host
+//     reads more (libnfc reads its whole buffer, pn532_i2c_wait_rdyframe),
+//     is not documented: the model sends 00.
 //   - Bus-free time: a transaction that starts less than I2CBusFreeTime
 //     after the previous one ended (STOP to START) is not acknowledged.
 //   - LowVbat and PowerDown: the address wakes the chip (when I2C is a

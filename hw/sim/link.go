@@ -19,10 +19,10 @@ import (
 // them, runs the command on the chip, answers, honours host ACK (abort) and
 // NACK (resend), answers the syntax error frame, models sleep and wake-up
 // and a hung chip, and logs frames with secrets masked. Three links carry
-// its frames (UM0701-02 §6.2: "frames are the same on UART, SPI and I2C;
-// only the wrapper differs"):
+// its frames, which are the same on every host interface (UM0701-02 §6.2;
+// protocols.md §1: "only the wrapper differs"):
 //
-//   - HSU (ServeHSU, Serve): a byte stream, here and in this file;
+//   - HSU (ServeHSU, Serve): a byte stream, in this file;
 //   - SPI (SPIPort, spi.go): prefix bytes 01/02/03 per NSS-low transaction;
 //   - I2C (I2CBus, i2c.go): a status byte before every read.
 //
@@ -312,12 +312,20 @@ func (e *engine) chipReset() {
 	e.port.reset()
 }
 
+// sleeping reports whether the chip is asleep for the SPI and I2C links:
+// a chip running PowerDown is still finishing the command (it falls
+// asleep after its answer, UM0701-02 §7.2.11), and must not be woken by
+// the host's status polls in the meantime.
+func (e *engine) sleeping() bool {
+	return e.c.Asleep() && e.pdInFlight == 0
+}
+
 // wakeBy wakes a sleeping chip for activity on a host interface whose
 // WakeUpEnable bit is bit (UM0701-02 §7.2.11), and reports whether the
 // chip is awake.
 func (e *engine) wakeBy(bit byte) bool {
 	e.syncChip()
-	if !e.c.Asleep() {
+	if !e.sleeping() {
 		return true
 	}
 	if e.wakeMask&bit == 0 {
@@ -370,11 +378,11 @@ func (e *engine) hostBytes(b []byte, hsu bool) error {
 		e.log.Debug("hung: dropped host bytes", "n", len(b))
 		return nil
 	}
-	if e.c.Asleep() {
-		if !hsu {
-			e.log.Debug("asleep: dropped host bytes", "n", len(b))
-			return nil
-		}
+	if !hsu && e.sleeping() {
+		e.log.Debug("asleep: dropped host bytes", "n", len(b))
+		return nil
+	}
+	if hsu && e.c.Asleep() {
 		i := bytes.IndexByte(b, 0x55)
 		if i < 0 || !e.c.wakeByHSU() {
 			e.log.Debug("asleep: dropped host bytes", "n", len(b))

@@ -79,6 +79,7 @@ type Sim struct {
 	serveCancel   context.CancelFunc
 	serveDone     chan struct{}
 	unplugged     bool
+	rstLow        bool // RSTPD_N driven low
 	closed        bool
 
 	closeOnce sync.Once
@@ -222,14 +223,22 @@ func (s *Sim) stopServeLocked() {
 // ptyBaud returns a function reading the line speed the host set on the
 // pty: termios is per terminal, so the simulator's own descriptor on the
 // slave shows what the host's tcsetattr (TCSETS, TCSETS2 with BOTHER) set.
+// It returns 0 once the descriptor is closed.
 func ptyBaud(slave *os.File) func() int {
-	fd := int(slave.Fd())
+	rc, err := slave.SyscallConn()
+	if err != nil {
+		return func() int { return 0 }
+	}
 	return func() int {
-		t, err := unix.IoctlGetTermios(fd, unix.TCGETS2)
-		if err != nil {
+		speed := 0
+		if err := rc.Control(func(fd uintptr) {
+			if t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS2); err == nil {
+				speed = int(t.Ospeed)
+			}
+		}); err != nil {
 			return 0
 		}
-		return int(t.Ospeed)
+		return speed
 	}
 }
 
@@ -237,13 +246,18 @@ func ptyBaud(slave *os.File) func() int {
 // it answers nothing on any link), high lets it start again in LowVbat
 // (PN532 datasheet, RSTPD_N "reset and power-down, active low").
 func (s *Sim) hold(low bool) {
+	s.mu.Lock()
+	s.rstLow = low
 	if low {
 		s.held.Store(true)
 	}
+	s.mu.Unlock()
 	s.chip.Reset()
 	s.resetLink()
 	if !low {
-		s.held.Store(false)
+		s.mu.Lock()
+		s.held.Store(s.unplugged) // no power while unplugged
+		s.mu.Unlock()
 	}
 }
 

@@ -43,10 +43,12 @@ import (
 //     logic trace (pn532_spi_receive_next_chunk: "the PN532 sends first
 //     byte of the second and successive response chunks at the same time
 //     as host sends SPI_DATAREAD byte", and it "does not shift the internal
-//     register" on a transaction without a prefix), and what a published
-//     trace of GetFirmwareVersion shows: after the host read the 6 ACK
-//     bytes, the answer read back as 00 FF 06 FA D5 03 32 01 06 07 E8 00,
-//     its first preamble byte gone into the register. Hosts must scan for
+//     register" on a transaction without a prefix), and what a logic
+//     trace of GetFirmwareVersion published on Stack Overflow (question
+//     28541355) shows: MISO FF during the data write, 01 in the prefix
+//     slot after a status read, and after the host read the 6 ACK bytes
+//     the answer read back as 00 FF 06 FA D5 03 32 01 06 07 E8 00, its
+//     first preamble byte gone into the register. Hosts must scan for
 //     00 FF, never parse at fixed offsets (protocols.md §1).
 //   - Fewer bytes than the frame: the rest stays pending and the status
 //     stays 01; the next data read goes on where the last stopped (libnfc
@@ -54,12 +56,15 @@ import (
 //     than pending: after the last byte the chip shifts out 00 (no source
 //     documents this; assumed), and a frame that became ready meanwhile
 //     (the answer after the ACK) follows the one before it directly.
-//   - During a data write MISO reads FF (the published trace above).
+//   - During a data write MISO reads FF (the trace above).
 //   - LowVbat and PowerDown: the SPI interface is not driven and MISO reads
 //     FF (libnfc pn532_spi_wakeup: "If PN532 is powered down, the byte will
 //     be 0xff (MISO line is high)"). NSS going low wakes the chip (when SPI
 //     is a wake-up source, UM0701-02 §7.2.11), but it only understands a
 //     transaction whose first byte ends SPIWakeDelay after that.
+//   - PowerDown: the chip can only send its answer when the host reads it,
+//     so what it queued stays readable after it fell asleep; only then does
+//     MISO read FF.
 //   - A hung chip (Chip.Hang) never reloads the register: MISO repeats one
 //     byte and writes are lost. RSTPD_N low: MISO reads FF.
 //
@@ -69,9 +74,10 @@ import (
 // SPIWakeDelay is how long the chip needs after NSS went low in LowVbat or
 // PowerDown before it understands a transaction. Uncertain (?): the figure
 // was not found in UM0701-02 or the datasheet; 2 ms is what field drivers
-// hold NSS low for (Seeed-Studio PN532_SPI::wakeup, ESPHome pn532_spi
-// "enable the SS line for at least 2ms"); libnfc waits 1 ms and then talks
-// at 5 kHz, whose first byte ends 2.6 ms after NSS fell.
+// hold NSS low for (Seeed-Studio's PN532_SPI::wakeup, as ported to mbed in
+// LibPN532; ESPHome pn532_spi: "Enable the SS line for at least 2ms");
+// libnfc (pn532_spi_wakeup) waits 1 ms and then talks at 5 kHz, so its
+// first byte ends 2.6 ms after NSS fell.
 const SPIWakeDelay = 2 * time.Millisecond
 
 // spiMaxHz is the PN532's highest SPI clock (datasheet: 5 MHz; protocols.md
@@ -323,7 +329,7 @@ func (s *spiSlave) transfer(ps []spi.Packet, mosi []byte, start time.Time, hz ph
 func (s *spiSlave) begin(t time.Time) {
 	s.inTx, s.nbytes, s.prefix, s.data = true, 0, 0, nil
 	s.e.syncChip()
-	if s.e.isHeld() || !s.e.c.Asleep() || len(s.out) > 0 {
+	if s.e.isHeld() || !s.e.sleeping() || len(s.out) > 0 {
 		return
 	}
 	if s.e.wakeBy(wakeSPI) {
@@ -335,7 +341,7 @@ func (s *spiSlave) begin(t time.Time) {
 // still handing out what it queued before it went to sleep (the PowerDown
 // answer: on SPI the chip can only send it when the host reads it).
 func (s *spiSlave) listening() bool {
-	return !s.e.isHeld() && (!s.e.c.Asleep() || len(s.out) > 0)
+	return !s.e.isHeld() && (!s.e.sleeping() || len(s.out) > 0)
 }
 
 // clock shifts one byte: in from the host, the returned byte to it. t is
@@ -462,10 +468,10 @@ func slipBit(bits []byte, mode spi.Mode) []byte {
 
 // IRQPin is the chip's P70_IRQ output as a periph.io gpio.PinIn: it reads
 // Low while the chip has a frame ready for the host (ACK or response) and
-// High once the host has read it (UM0701-02 §6.2.2: P70_IRQ goes low when
-// the response is ready; PN532 datasheet: P70_IRQ, active low). Wait for
-// it with In(gpio.PullNoChange, gpio.FallingEdge) and WaitForEdge. On SPI
-// and I2C only (Sim.IRQ).
+// High once the host has read it (UM0701-02 §6.2.2, the dialog: P70_IRQ
+// goes low when the chip has something to send; PN532 datasheet: P70_IRQ,
+// active low). Wait for it with In(gpio.PullNoChange, gpio.FallingEdge)
+// and WaitForEdge. On SPI and I2C only (Sim.IRQ).
 type IRQPin struct {
 	mu    sync.Mutex
 	ready bool
