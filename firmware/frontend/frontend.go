@@ -132,11 +132,11 @@ type Reader struct {
 	faulted bool // the chip must be reset before the next start
 	// owed: a session ended by a chip fault; the card on the field, if
 	// any, is the one it was reading and must be seen gone first.
-	owed    bool
+	owed bool
 	// owedFlag mirrors owed for Health (guarded by mu).
 	owedFlag bool
-	backoff *backoff.Backoff
-	startOK bool
+	backoff  *backoff.Backoff
+	startOK  bool
 }
 
 // New returns a Reader; nothing is opened before the first Next.
