@@ -136,7 +136,6 @@ type Reader struct {
 	// owedFlag mirrors owed for Health (guarded by mu).
 	owedFlag bool
 	backoff  *backoff.Backoff
-	startOK  bool
 }
 
 // New returns a Reader; nothing is opened before the first Next.
