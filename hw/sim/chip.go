@@ -311,7 +311,8 @@ func (c *Chip) command(ctx context.Context, cmd []byte) ([]byte, error) {
 	case cmdWriteRegister:
 		return c.writeRegister(args)
 	case cmdSetSerialBaudRate:
-		// The pty has no baud rate: accept the switch and keep talking.
+		// The answer goes out at the old speed; the HSU link switches after
+		// the host's ACK (link.go, UM0701-02 §7.2.8). SPI and I2C ignore it.
 		if len(args) != 1 || args[0] > 0x08 {
 			return nil, ErrSyntax
 		}

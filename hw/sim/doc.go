@@ -61,12 +61,16 @@
 // Answers longer than 262 bytes come in pieces with status 40 (MI); fetch
 // the rest with 40 01.
 //
-// Diagnose 00 06 (card presence) answers 01 00 while the activated target
-// is still in the field, 01 01 once it is gone, and 01 27 when no target is
-// activated.
+// Diagnose 00 06 (card presence) answers 01 00 whenever a target is listed,
+// whether it is still in the field or not, and 01 27 when none is: libnfc
+// says NumTst 06 is not supported on a PN532 (pn53x_ISO14443B_4_is_present),
+// so a host must check presence with an R(NAK) through InCommunicateThru
+// (42 BA 01 for the firmware's Type B target, 42 B2 for Type A), which the
+// card answers while present and which times out (43 01) once it is gone.
 //
-// InCommunicateThru (42) carries raw ISO/IEC 14443-3B frames once the CIU
-// framing is Type B (after a Type B InListPassiveTarget, or TxMode 0x6302 /
+// InCommunicateThru (42) carries raw ISO/IEC 14443-3A frames to a Type A
+// target when the CIU framing is Type A, and ISO/IEC 14443-3B frames once
+// the CIU framing is Type B (after a Type B InListPassiveTarget, or TxMode 0x6302 /
 // RxMode 0x6303 framing bits = 11): REQB/WUPB, ATTRIB, HLTB and ISO-DEP
 // I/R/S blocks, so a host can run ISO-DEP itself (DESELECT CA 01, WUPB
 // 05 00 08, ATTRIB 1D PUPI 00 08 01 00, then 02 <APDU>/03 <APDU>, chaining
