@@ -85,8 +85,8 @@ const tlvHeaderRead = 256
 // ReadTLVFile selects fid in the current application and reads the one
 // BER-TLV object at its start, without the filler after it. A first READ
 // BINARY of 256 bytes gives the header (1–2 byte tag, short or 81/82/83
-// length); the rest of the object is read in chunks of at most 256 bytes
-// (doc §1; myna reader.rs). The object may be at most 32 KiB. A file that
+// length); the rest of the object is read by readRest, in reads of at most 256
+// bytes (doc §1; myna reader.rs). The object may be at most 32 KiB. A file that
 // ends (6282, 6B00, an empty answer) before the object is complete is
 // ErrMalformed.
 func ReadTLVFile(ctx context.Context, card iso7816.Card, fid uint16) ([]byte, error) {
@@ -107,18 +107,7 @@ func ReadTLVFile(ctx context.Context, card iso7816.Card, fid uint16) ([]byte, er
 	}
 	out := make([]byte, 0, total)
 	out = append(out, first[:min(len(first), total)]...)
-	for len(out) < total {
-		want := min(256, total-len(out))
-		chunk, eof, err := readChunk(ctx, card, len(out), want)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, chunk...)
-		if len(chunk) == 0 || (eof && len(out) < total) {
-			return nil, fmt.Errorf("%w: EF %04X ends after %d of %d bytes", ErrMalformed, fid, len(out), total)
-		}
-	}
-	return out, nil
+	return readRest(ctx, card, fid, out, total)
 }
 
 // ReadWholeFile selects fid in the current application and reads it from

@@ -141,32 +141,49 @@ func ParseToken(b []byte) Token {
 }
 
 // ReadCertificate selects fid in the JPKI AP (already selected) and reads
-// one DER certificate: first its header, then the rest in chunks of at most
-// 256 bytes, so no read goes past the end of the file.
+// one DER certificate. The first READ BINARY asks for 256 bytes (Le 00):
+// its first 4 give the DER length, so a certificate of up to 1536 bytes
+// takes 6 READ BINARY, 7 APDUs with the SELECT (an EF shorter than 256
+// bytes answers 6282 with what it has, ISO/IEC 7816-4 §11.2.3). The rest
+// is read by readRest, never past the certificate's end.
 func ReadCertificate(ctx context.Context, card iso7816.Card, fid uint16) ([]byte, error) {
 	if err := SelectEF(ctx, card, fid); err != nil {
 		return nil, err
 	}
-	hdr, err := ReadBinary(ctx, card, 0, 4)
+	first, _, err := readChunk(ctx, card, 0, 256)
 	if err != nil {
 		return nil, err
 	}
-	total, err := DERLength(hdr)
+	total, err := DERLength(first)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]byte, 0, total)
-	out = append(out, hdr[:min(len(hdr), total)]...)
+	out = append(out, first[:min(len(first), total)]...)
+	return readRest(ctx, card, fid, out, total)
+}
+
+// readRest reads bytes len(out)..total of the current EF after out. It
+// makes as few READ BINARY as reads of 256 bytes would, but of equal size
+// (1044 bytes left: 5 reads of 209, not 4 of 256 and one of 20): a
+// response of 256 bytes and SW1-SW2 does not fit one frame of the
+// largest size ISO/IEC 14443-4 allows (FSD 256: PCB, 253 bytes, CRC), so
+// the card would chain it over two frames and an extra round trip; 209
+// bytes fit. An answer shorter than asked (a card with a smaller buffer,
+// or one that resent after 6Cxx) only means more reads.
+func readRest(ctx context.Context, card iso7816.Card, fid uint16, out []byte, total int) ([]byte, error) {
 	for len(out) < total {
-		n := min(256, total-len(out))
-		chunk, err := ReadBinary(ctx, card, len(out), n)
+		left := total - len(out)
+		reads := (left + 255) / 256
+		want := (left + reads - 1) / reads
+		chunk, eof, err := readChunk(ctx, card, len(out), want)
 		if err != nil {
 			return nil, err
 		}
-		if len(chunk) == 0 || len(chunk) > n {
-			return nil, fmt.Errorf("%w: READ BINARY returned %d bytes for %d", ErrMalformed, len(chunk), n)
-		}
 		out = append(out, chunk...)
+		if len(chunk) == 0 || (eof && len(out) < total) {
+			return nil, fmt.Errorf("%w: EF %04X ends after %d of %d bytes", ErrMalformed, fid, len(out), total)
+		}
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/kazashi/kazashi/drivers/iso7816"
@@ -138,21 +139,53 @@ func TestReadTokenAndCertificate(t *testing.T) {
 	if !bytes.Equal(got, cert) {
 		t.Fatalf("certificate differs (%d vs %d bytes)", len(got), len(cert))
 	}
-	// No read ever asked for more than 256 bytes or ran past the end.
+	// The exact reads: 256 bytes first (Le 00), then the 978 bytes left
+	// in 4 equal reads, none past the end (readRest), after the token's.
+	var reads [][2]int
 	for _, a := range c.log {
 		if a[1] == 0xB0 {
-			off, le := int(a[2])<<8|int(a[3]), int(a[4])
+			le := int(a[4])
 			if le == 0 {
 				le = 256
 			}
-			if off+le > len(cert) && off != 0 {
-				t.Errorf("read past end: % X", a)
-			}
+			reads = append(reads, [2]int{int(a[2])<<8 | int(a[3]), le})
 		}
 	}
-	// 1234 bytes: header (4) + 4 reads of 256 + one of 206.
-	if reads := countINS(c.log, 0xB0); reads != 1+1+5 {
-		t.Errorf("%d READ BINARY commands, want 7", reads)
+	want := [][2]int{{0, 32}, {0, 256}, {256, 245}, {501, 245}, {746, 244}, {990, 244}}
+	if fmt.Sprint(reads) != fmt.Sprint(want) {
+		t.Errorf("READ BINARY (offset, Le) %v, want %v", reads, want)
+	}
+}
+
+// TestCertificateReadsFitOneFrame: for every certificate size a read of
+// 256 bytes at a time would fetch in 6 READ BINARY (the 7-APDU budget),
+// ReadCertificate uses no more reads, and after the first every answer
+// (data and SW1-SW2) fits one ISO/IEC 14443-4 frame of FSD 256 (PCB, 253
+// bytes, CRC) whenever the size allows it at all.
+func TestCertificateReadsFitOneFrame(t *testing.T) {
+	for n := 300; n <= 1536; n++ {
+		cert := certOfLen(n)
+		c := newFakeCard(cert)
+		if err := SelectAP(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadCertificate(context.Background(), c, EFAuthCert)
+		if err != nil || !bytes.Equal(got, cert) {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		reads := countINS(c.log, 0xB0)
+		if want := (n + 255) / 256; reads != want {
+			t.Fatalf("%d bytes: %d READ BINARY, want %d", n, reads, want)
+		}
+		fits := n-256 <= (reads-1)*251
+		for _, a := range c.log[2:] { // after SELECT AP, SELECT EF and the first read
+			if a[1] != 0xB0 || (a[2] == 0 && a[3] == 0) {
+				continue
+			}
+			if le := int(a[4]); fits && (le == 0 || le+2 > 253) {
+				t.Fatalf("%d bytes: read % X does not fit one frame", n, a)
+			}
+		}
 	}
 }
 
