@@ -35,16 +35,22 @@ package pn532
 //     right after it, the preamble sometimes left out (00 FF ... rather
 //     than 00 00 FF ...).
 //
-// So this transport never splits a read. ReadFrame waits for RDY, then
-// makes one full-duplex DR transfer of spiReadLen bytes: DR and 275 zeros
-// out, and in: one ignored byte, the frame from its first byte, then
-// whatever follows it, ignored. 275 bytes hold the longest frame the chip
-// sends (an extended frame with 264 data bytes). A frame that still does
-// not decode is an error wrapping ErrChecksum or ErrLength: the engine
-// answers it with NACK and the chip sends the frame again from its start
-// (UM0701-02 §6.2.1.4). Once a frame has been read, RDY stays 0 until the
-// chip has the next one (the ACK and the response are two frames, two
-// waits for RDY: libnfc pn532_spi_send and pn532_spi_receive).
+// So this transport reads each frame in one DR transfer. ReadFrame waits
+// for RDY, then makes one full-duplex transfer: DR and zeros out, and in:
+// one ignored byte, the frame from its first byte, then whatever follows
+// it. Right after the host wrote an information frame, the frame due is
+// the 6-byte ACK, and the transfer is DR and 6 bytes, as libnfc's
+// pn532_spi_send reads it; any other read is spiReadLen bytes, DR and 275
+// zeros, which hold the longest frame the chip sends (an extended frame
+// with 264 data bytes). If the short read finds the start of a longer
+// frame instead (a stale answer, an error frame), one continuation
+// transfer of spiReadLen bytes fetches the rest, its first byte included.
+// A frame that still does not decode is an error wrapping ErrChecksum or
+// ErrLength: the engine answers it with NACK and the chip sends the frame
+// again from its start (UM0701-02 §6.2.1.4). Once a frame has been read,
+// RDY stays 0 until the chip has the next one (the ACK and the response
+// are two frames, two waits for RDY: libnfc pn532_spi_send and
+// pn532_spi_receive).
 
 import (
 	"bytes"
@@ -81,6 +87,13 @@ const busMaxFrame = 8 + 1 + MaxFrameData + 2
 // spiReadLen is the length of every DR transfer: the DR byte and room for
 // the longest frame.
 const spiReadLen = 1 + busMaxFrame
+
+// spiACKRead is the DR transfer after an information frame was written:
+// the DR byte and the 6-byte ACK, as libnfc reads it (pn532_spi_send:
+// pn532_spi_receive_next_chunk of 6 bytes, then pn53x_check_ack_frame).
+// Clocking a whole frame's length for 6 bytes would cost 270 bytes of
+// bus time per command.
+const spiACKRead = 1 + 6
 
 // spiWakeDelay is how long the host waits after the transfer that wakes
 // the chip: NSS going low starts its oscillator, which needs about 2 ms
@@ -137,6 +150,9 @@ type SPI struct {
 	// byte stream that a data read resumes: libnfc pn532_spi.c,
 	// pn532_spi_receive_next_chunk), so it must not be thrown away.
 	pending []byte
+	// expectACK is set by an information frame written and cleared by the
+	// next ReadFrame, which then clocks only an ACK's worth (spiACKRead).
+	expectACK bool
 	// sleep waits d or until ctx is done; a seam for tests.
 	sleep func(ctx context.Context, d time.Duration) error
 }
@@ -208,14 +224,22 @@ func (s *SPI) WriteFrame(ctx context.Context, frame []byte) error {
 	if err := s.tx(w, nil); err != nil {
 		return fmt.Errorf("pn532: spi: write: %w", err)
 	}
+	s.expectACK = !bytes.Equal(frame, ACK) && !bytes.Equal(frame, NACK)
 	return nil
 }
 
 // ReadFrame waits until the chip has a frame (IRQ line or status reads),
-// then reads it in one DR transfer (see the top of this file).
+// then reads it in one DR transfer (see the top of this file): of an
+// ACK's length right after an information frame was written, else of the
+// longest frame's.
 func (s *SPI) ReadFrame(ctx context.Context) (Frame, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := spiReadLen
+	if s.expectACK {
+		n = spiACKRead
+	}
+	s.expectACK = false
 	if len(s.pending) > 0 {
 		f, n, err := Decode(s.pending)
 		if err == nil {
@@ -227,7 +251,7 @@ func (s *SPI) ReadFrame(ctx context.Context) (Frame, error) {
 	if err := s.waitReady(ctx); err != nil {
 		return Frame{}, err
 	}
-	return s.read()
+	return s.read(n)
 }
 
 // keep stores rest for the next ReadFrame when it holds a frame start.
@@ -252,7 +276,7 @@ func (s *SPI) Drain(ctx context.Context) error {
 		if err != nil || !ready {
 			return err
 		}
-		if _, err := s.read(); err != nil && !errors.Is(err, ErrChecksum) && !errors.Is(err, ErrLength) {
+		if _, err := s.read(spiReadLen); err != nil && !errors.Is(err, ErrChecksum) && !errors.Is(err, ErrLength) {
 			return err
 		}
 	}
@@ -301,20 +325,46 @@ func (s *SPI) status() (bool, error) {
 	return r[1] == busStatusReady, nil
 }
 
-// read makes one DR transfer and decodes the frame in it.
-func (s *SPI) read() (Frame, error) {
-	w := make([]byte, spiReadLen)
-	w[0] = spiDataRead
-	r := make([]byte, spiReadLen)
-	if err := s.tx(w, r); err != nil {
-		return Frame{}, fmt.Errorf("pn532: spi: data read: %w", err)
+// read makes one DR transfer of n bytes (DR included) and decodes the
+// frame in it. A short read (n < spiReadLen) that holds only the start of
+// a longer frame (the host expected an ACK and the chip had a stale
+// answer, or an error frame) is completed by one more DR transfer of the
+// longest frame's length: the chip keeps the rest pending and shifts its
+// next byte out during that transfer's DR byte (libnfc pn532_spi.c,
+// pn532_spi_receive_next_chunk; the simulator's model, hw/sim/spi.go).
+func (s *SPI) read(n int) (Frame, error) {
+	r, err := s.dataRead(n)
+	if err != nil {
+		return Frame{}, err
 	}
-	f, n, err := Decode(r[1:])
+	got := r[1:]
+	if n < spiReadLen {
+		if _, _, err := Decode(got); errors.Is(err, ErrIncomplete) {
+			more, err := s.dataRead(spiReadLen)
+			if err != nil {
+				return Frame{}, err
+			}
+			got = append(got, more...)
+		}
+	}
+	f, k, err := Decode(got)
 	if err == nil {
-		s.keep(r[1+n:])
+		s.keep(got[k:])
 		return f, nil
 	}
-	return busDecode("spi", r[1:])
+	return busDecode("spi", got)
+}
+
+// dataRead makes one DR transfer of n bytes and returns what came in,
+// the byte clocked during DR first.
+func (s *SPI) dataRead(n int) ([]byte, error) {
+	w := make([]byte, n)
+	w[0] = spiDataRead
+	r := make([]byte, n)
+	if err := s.tx(w, r); err != nil {
+		return nil, fmt.Errorf("pn532: spi: data read: %w", err)
+	}
+	return r, nil
 }
 
 // tx makes one transfer, reversing bit order in software when needed. w

@@ -34,14 +34,20 @@ func spiOpStatus(ready bool) Op {
 
 // spiOpRead is one DR transfer carrying frame: DR and zeros out; in, the
 // byte clocked during DR (01 in libnfc's log), the frame, zeros.
-func spiOpRead(frame []byte) Op {
-	w := make([]byte, spiReadLen)
+func spiOpRead(frame []byte) Op { return spiOpReadN(frame, spiReadLen) }
+
+// spiOpReadN is a DR transfer of n bytes (DR included).
+func spiOpReadN(frame []byte, n int) Op {
+	w := make([]byte, n)
 	w[0] = spiDataRead
-	r := make([]byte, spiReadLen)
+	r := make([]byte, n)
 	r[0] = 0x01
 	copy(r[1:], frame)
 	return Op{W: w, R: r}
 }
+
+// spiOpACK is the DR transfer after a command: DR and the 6-byte ACK.
+func spiOpACK() Op { return spiOpReadN(ACK, spiACKRead) }
 
 // spiFirmwareRecording is GetFirmwareVersion over SPI: the command, a busy
 // status, a ready status, the ACK, a ready status, the answer.
@@ -50,7 +56,7 @@ func spiFirmwareRecording(t testing.TB, reverse bool) *Recording {
 		spiOpWrite(busCmd(t, "02")),
 		spiOpStatus(false),
 		spiOpStatus(true),
-		spiOpRead(ACK),
+		spiOpACK(),
 		spiOpStatus(true),
 		spiOpRead(busRsp(t, busFW)),
 	}}
@@ -365,3 +371,39 @@ func (c *spiFake) Tx(w, r []byte) error {
 func (c *spiFake) Duplex() conn.Duplex { return conn.Full }
 
 func (c *spiFake) TxPackets(p []spi.Packet) error { return errors.New("spifake: no packets") }
+
+// TestSPIShortACKRead: after a command the host clocks only DR and the
+// 6-byte ACK (as libnfc does); when the chip has a stale answer there
+// instead, the frame's start is in those 6 bytes and one continuation
+// transfer gets the rest, the chip shifting its next byte out during the
+// DR byte (libnfc pn532_spi_receive_next_chunk). The frame comes back
+// whole, so the engine can tell it is not the ACK it waits for.
+func TestSPIShortACKRead(t *testing.T) {
+	stale := busRsp(t, busFW) // 00 00 FF 06 FA D5 03 32 01 06 07 E8 00
+	cont := make([]byte, spiReadLen)
+	copy(cont, stale[6:])
+	p := (&Recording{Bus: BusSPI, ReverseBits: true, Ops: []Op{
+		spiOpWrite(busCmd(t, "02")),
+		spiOpStatus(true),
+		spiOpReadN(stale[:6], spiACKRead),
+		{W: append([]byte{spiDataRead}, make([]byte, spiReadLen-1)...), R: cont},
+		spiOpStatus(true),
+		spiOpACK(), // a second command's ACK: the short read again
+	}}).SPIPlayback()
+	s := newTestSPI(t, p, nil)
+	ctx := context.Background()
+	if err := s.WriteFrame(ctx, busCmd(t, "02")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.ReadFrame(ctx)
+	if err != nil || f.Kind != KindInfo || f.TFI != 0xD5 || !bytes.Equal(f.Data, stale[6:11]) {
+		t.Fatalf("ReadFrame = %+v, %v; want the stale answer % X", f, err, stale[6:11])
+	}
+	s.expectACK = true // as after the engine's next command
+	if f, err := s.ReadFrame(ctx); err != nil || f.Kind != KindACK {
+		t.Fatalf("ReadFrame = %+v, %v; want the ACK", f, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Error(err)
+	}
+}

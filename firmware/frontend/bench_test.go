@@ -240,7 +240,6 @@ func benchRead(b *testing.B, mode ISODEP, l benchLink) {
 		total.LinkBytes += got.LinkBytes
 		total.LinkTime += got.LinkTime
 		total.RFTime += got.RFTime
-		total.ChipTime += got.ChipTime
 		_ = sess.Close() // RF off: the next Next activates the card again
 	}
 	n := float64(b.N)

@@ -74,10 +74,12 @@ func I2CByteTime(hz int) time.Duration {
 	return time.Duration(9 * int64(time.Second) / int64(hz))
 }
 
-// Metrics is what a Meter counted.
+// Metrics is what a Meter counted. Not modelled, so missing from every
+// total: the chip firmware's own time per command (UM0701-02 gives no
+// figure), the host's scheduling, and the wait between a frame being
+// ready and a polling host's next status read (up to one poll interval
+// per frame on SPI and I2C without the IRQ line).
 type Metrics struct {
-	// Commands is the number of chip commands the host ran.
-	Commands int
 	// APDUs is the number of command APDUs the card answered.
 	APDUs int
 	// LinkBytes counts bytes on the host link in both directions,
@@ -93,14 +95,11 @@ type Metrics struct {
 	// RFTime is the modelled RF time: frames, turnarounds, card
 	// processing, waiting times and timeouts.
 	RFTime time.Duration
-	// ChipTime is the modelled time the chip's firmware spent on
-	// commands besides RF (command decoding and answer preparation).
-	ChipTime time.Duration
 }
 
-// Total is the modelled wall time: link, RF and chip time do not overlap
-// on a PN532 (it answers a command after its RF exchange is done).
-func (m Metrics) Total() time.Duration { return m.LinkTime + m.RFTime + m.ChipTime }
+// Total is the modelled wall time: link and RF time do not overlap on a
+// PN532 (it answers a command after its RF exchange is done).
+func (m Metrics) Total() time.Duration { return m.LinkTime + m.RFTime }
 
 // Meter accumulates Metrics; its methods are safe for concurrent use. A
 // nil *Meter counts nothing.
@@ -139,17 +138,6 @@ func (m *Meter) Wait(d time.Duration) {
 	}
 	m.mu.Lock()
 	m.m.RFTime += d
-	m.mu.Unlock()
-}
-
-// Command counts one chip command that took d of firmware time.
-func (m *Meter) Command(d time.Duration) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	m.m.Commands++
-	m.m.ChipTime += d
 	m.mu.Unlock()
 }
 
