@@ -22,7 +22,11 @@ type step struct {
 
 // playback is a byte-exact recorded conversation with a PN532 on HSU, in
 // the style of periph's conntest: a write that differs from the recording
-// fails the test, and so does a recorded step left unused.
+// fails the test, and so does a recorded step left unused. Unlike
+// UARTPlayback, which plays a field recording strictly in its order, it is
+// a full-duplex line: chip bytes the host has not read yet stay pending
+// while the host writes, as a stale answer does when the host starts
+// (TestNewDrainsStaleResponse).
 type playback struct {
 	t       *testing.T
 	mu      sync.Mutex
