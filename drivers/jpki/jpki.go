@@ -92,20 +92,16 @@ func SelectEF(ctx context.Context, card iso7816.Card, fid uint16) error {
 	return nil
 }
 
-// ReadBinary reads n bytes (1..256) at offset from the selected EF.
+// ReadBinary reads n bytes (1..256) at offset from the selected EF. An
+// answer of 6282 with data (end of file before Le bytes, ISO/IEC 7816-4
+// §5.6) is a warning: its data is returned without an error. 6B00 (offset
+// at or past the end) is an error; so is 6982, wrapping ErrAccessDenied.
 func ReadBinary(ctx context.Context, card iso7816.Card, offset, n int) ([]byte, error) {
-	if offset < 0 || offset > 0x7FFF || n < 1 || n > 256 {
-		return nil, fmt.Errorf("jpki: READ BINARY offset %d length %d out of range", offset, n)
+	b, eof, err := readChunk(ctx, card, offset, n)
+	if err == nil && eof && len(b) == 0 {
+		return nil, fmt.Errorf("jpki: read binary at %d: end of file", offset)
 	}
-	b, err := iso7816.Transceive(ctx, card, iso7816.Command{INS: 0xB0, P1: byte(offset >> 8), P2: byte(offset), Le: n})
-	var se *iso7816.StatusError
-	if errors.As(err, &se) && se.SW == iso7816.SWSecurityNotSatisfied {
-		return nil, fmt.Errorf("%w (SW %04X)", ErrAccessDenied, se.SW)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("jpki: read binary at %d: %w", offset, err)
-	}
-	return b, nil
+	return b, err
 }
 
 // Token is the parsed token label of EF 0006.

@@ -370,3 +370,32 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// TestReadBinaryEndOfFileWarning: 6282 with data is the end of a short
+// file, a warning: the token label still reads. 6282 or 6B00 with no data
+// is an error, and so is 6982.
+func TestReadBinaryEndOfFileWarning(t *testing.T) {
+	ctx := context.Background()
+	label := []byte("JPKIAPICCTOKEN2")
+	short := append(bytes.Clone(label), 0x62, 0x82)
+	card := newAPDUCard(t,
+		exchange{want: hx("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"), resp: swb(0x9000)},
+		exchange{want: hx("00 A4 02 0C 02 00 06"), resp: swb(0x9000)},
+		exchange{want: readCmd(0, 32), resp: short})
+	tok, err := ReadToken(ctx, card)
+	if err != nil || tok.Label != string(label) || tok.Holder != HolderCard {
+		t.Fatalf("ReadToken = %+v, %v", tok, err)
+	}
+	card.done()
+	for sw, want := range map[uint16]error{0x6282: nil, 0x6B00: nil, 0x6982: ErrAccessDenied} {
+		card := newAPDUCard(t, exchange{want: readCmd(0x10, 8), resp: swb(sw)})
+		b, err := ReadBinary(ctx, card, 0x10, 8)
+		if err == nil || b != nil {
+			t.Errorf("SW %04X: ReadBinary = % X, %v; want an error", sw, b, err)
+		}
+		if want != nil && !errors.Is(err, want) {
+			t.Errorf("SW %04X: %v, want %v", sw, err, want)
+		}
+		card.done()
+	}
+}
