@@ -178,7 +178,7 @@ func TestCertificateReadsFitOneFrame(t *testing.T) {
 			t.Fatalf("%d bytes: %d READ BINARY, want %d", n, reads, want)
 		}
 		fits := n-256 <= (reads-1)*251
-		for _, a := range c.log[2:] { // after SELECT AP, SELECT EF and the first read
+		for _, a := range c.log[2:] { // after SELECT AP and SELECT EF; the first read (offset 0) is skipped below
 			if a[1] != 0xB0 || (a[2] == 0 && a[3] == 0) {
 				continue
 			}
